@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+# Boot the test VM once and collect what it produced.
+#
+#   scripts/vm.sh [--flavour release|debug] [--mode tests|demo|shell]
+#                 [--tests "a.sh b.sh"] [--timeout SECONDS]
+#                 [--extra DIR --append "ARGS"]
+#
+# --extra builds the out-of-tree modules in DIR as well, puts them next to
+# ours and runs DIR/run.sh in the guest (mode "extra"); --append adds kernel
+# command line arguments. scripts/harness-selftest.sh uses both.
+#
+# Builds (or reuses) the kernel, the modules and the base initramfs, adds a
+# per-run archive with the project's files, makes fresh sparse scratch and
+# results disks and runs qemu-system-x86_64 under TCG with a hard timeout.
+# Prints the run directory: console.log (the whole serial console, kept),
+# results/ (ktap.txt, dmesg.txt, ... as the guest left them) and qemu.rc.
+# Interpreting the results is the caller's job (scripts/check.sh).
+source "$(dirname "$0")/lib.sh"
+
+flavour=release mode=tests tests="" timeout=2400 extra="" append=""
+while (($#)); do
+	case $1 in
+	--flavour) flavour=$2; shift 2 ;;
+	--mode) mode=$2; shift 2 ;;
+	--tests) tests=$2; shift 2 ;;
+	--timeout) timeout=$2; shift 2 ;;
+	--extra) extra=$(cd "$2" && pwd); mode=extra; shift 2 ;;
+	--append) append=$2; shift 2 ;;
+	*) tr_die "unknown argument $1" ;;
+	esac
+done
+selftests=$TR_TOP/tools/testing/selftests/thin_reservation
+if [ -z "$tests" ]; then
+	# TEST_PROGS from the selftest Makefile, in order.
+	tests=$(sed -n 's/^TEST_PROGS[ :+]*= *//p' "$selftests/Makefile" | tr '\n' ' ')
+fi
+
+tree=$("$TR_TOP/scripts/kernel.sh" "$flavour")
+build=$("$TR_TOP/scripts/modules.sh" "$flavour")
+base=$("$TR_TOP/scripts/initramfs.sh" "$tree")
+
+run=$TR_TOP/out/$mode-$flavour-$(date +%Y%m%d-%H%M%S)
+mkdir -p "$run/results"
+ln -sfn "$(basename "$run")" "$TR_TOP/out/latest-$mode"
+
+stage=$run/overlay
+opt=$stage/opt/thin-reserve
+mkdir -p "$opt/modules" "$opt/selftests/thin_reservation"
+install -m 0755 "$TR_TOP/tools/testing/vm/init" "$stage/init"
+install -m 0755 "$TR_TOP/tools/testing/vm/run-selftests.sh" \
+	"$TR_TOP/tools/testing/vm/publish.sh" "$opt/"
+[ -f "$TR_TOP/tools/testing/vm/demo.sh" ] &&
+	install -m 0755 "$TR_TOP/tools/testing/vm/demo.sh" "$opt/"
+find "$build" -name '*.ko' -exec install -m 0644 {} "$opt/modules/" \;
+if [ -n "$extra" ]; then
+	xbuild=$TR_TOP/out/build/extra-$(basename "$extra")-$flavour
+	mkdir -p "$xbuild"
+	cp -p "$extra"/* "$xbuild/"
+	mapfile -t kmake < <(tr_kmake_args)
+	make -s -C "$tree" M="$xbuild" "${kmake[@]}" -j"$(tr_jobs)" >&2
+	find "$xbuild" -name '*.ko' -exec install -m 0644 {} "$opt/modules/" \;
+	install -m 0755 "$extra/run.sh" "$opt/extra-run.sh"
+fi
+cp -a "$selftests/." "$opt/selftests/thin_reservation/"
+echo "$tests" >"$opt/tests"
+(cd "$stage" && find . | cpio -o -H newc -R 0:0 --quiet | gzip -1) >"$run/overlay.cpio.gz"
+cat "$base" "$run/overlay.cpio.gz" >"$run/initramfs.cpio.gz"
+rm -rf "$stage" "$run/overlay.cpio.gz"
+
+# Fresh sparse disks every run: the scratch disk for lvm, the results disk
+# the guest writes a tar archive onto.
+truncate -s 4G "$run/scratch.img"
+truncate -s 64M "$run/results.img"
+
+console=(-serial "file:$run/console.log")
+stdin=/dev/null
+if [ "$mode" = shell ]; then
+	# Interactive: the console on this terminal, no time limit worth having.
+	console=(-serial mon:stdio)
+	stdin=/dev/stdin
+	timeout=86400
+fi
+tr_log "booting $flavour kernel, mode $mode, timeout ${timeout}s; console: $run/console.log"
+start=$(date +%s)
+set +e
+# --foreground: QEMU stays in our process group, so killing us kills it too.
+timeout --foreground -k 10 "$timeout" qemu-system-x86_64 \
+	-accel tcg -m 2G -smp 2,sockets=2,cores=1,threads=1 \
+	-display none -no-reboot -monitor none \
+	"${console[@]}" \
+	-kernel "$tree/arch/x86/boot/bzImage" -initrd "$run/initramfs.cpio.gz" \
+	-append "console=ttyS0 panic=-1 oops=panic tsc=reliable thin_reserve.mode=$mode $append" \
+	-drive "file=$run/scratch.img,if=none,id=scratch,format=raw,discard=unmap,cache=unsafe" \
+	-device virtio-blk-pci,drive=scratch,serial=tr-scratch \
+	-drive "file=$run/results.img,if=none,id=results,format=raw" \
+	-device virtio-blk-pci,drive=results,serial=tr-results \
+	<"$stdin"
+echo $? >"$run/qemu.rc"
+set -e
+tr_log "VM exited with $(cat "$run/qemu.rc") after $(($(date +%s) - start)) s"
+
+tar -xf "$run/results.img" -C "$run/results" 2>/dev/null ||
+	tr_log "no results archive on the results disk"
+rm -f "$run/scratch.img" "$run/results.img" "$run/initramfs.cpio.gz"
+echo "$run"
