@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+# `make demo`: build everything, boot the VM on the release kernel and run the
+# 2016 RFC's scenario; print the guest's summary.
+source "$(dirname "$0")/lib.sh"
+
+"$TR_TOP/scripts/deps.sh"
+run=$("$TR_TOP/scripts/vm.sh" --flavour "${FLAVOUR:-release}" --mode demo --timeout 900 | tail -n1)
+if [ -s "$run/results/demo.txt" ] && grep -q '^== Summary' "$run/results/demo.txt"; then
+	cat "$run/results/demo.txt"
+	echo
+	echo "(full console log: $run/console.log)"
+else
+	tail -n 40 "$run/console.log"
+	tr_die "the demo did not finish; console log: $run/console.log"
+fi

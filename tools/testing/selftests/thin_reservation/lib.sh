@@ -1,0 +1,145 @@
+#!/bin/sh
+# SPDX-License-Identifier: GPL-2.0
+#
+# Shared helpers for the thin_reservation selftests. POSIX sh (busybox ash in
+# the VM). Source after setting nothing; the environment may override:
+#   THIN_RESERVE_SCRATCH  block device the tests may wipe (default /dev/vda)
+#   THIN_RESERVE_MODDIR   directory with dm_thin_reserve.ko and xfs_thin.ko
+#   KTAP_HELPERS          path of the kernel's ktap_helpers.sh
+
+: "${THIN_RESERVE_SCRATCH:=/dev/vda}"
+: "${THIN_RESERVE_MODDIR:=/lib/modules/$(uname -r)/extra}"
+: "${KTAP_HELPERS:=$(dirname "$0")/../kselftest/ktap_helpers.sh}"
+
+# shellcheck source=/dev/null
+. "$KTAP_HELPERS"
+
+# The RFC's names: VG test, pool test/pool, thin test/thin.
+TR_VG=test
+TR_MNT=/mnt/thin_reservation
+
+tr_msg() { ktap_print_msg "$@"; }
+
+# Everything the tests need from userspace; skip (not fail) without it.
+tr_require() {
+	[ "$(id -u)" = 0 ] || { ktap_skip_all "needs root"; exit "$KSFT_SKIP"; }
+	for tool in "$@"; do
+		command -v "$tool" >/dev/null 2>&1 ||
+			{ ktap_skip_all "needs $tool"; exit "$KSFT_SKIP"; }
+	done
+	[ -b "$THIN_RESERVE_SCRATCH" ] ||
+		{ ktap_skip_all "no scratch disk $THIN_RESERVE_SCRATCH"; exit "$KSFT_SKIP"; }
+}
+
+# A fresh volume group on the scratch disk, nothing left from earlier tests.
+tr_vg_create() {
+	tr_vg_destroy
+	wipefs -a -q "$THIN_RESERVE_SCRATCH" >/dev/null 2>&1 || true
+	pvcreate -q -ff -y "$THIN_RESERVE_SCRATCH" >/dev/null &&
+		vgcreate -q "$TR_VG" "$THIN_RESERVE_SCRATCH" >/dev/null 2>&1
+}
+
+tr_vg_destroy() {
+	grep -qs " $TR_MNT " /proc/mounts && umount "$TR_MNT"
+	if vgs "$TR_VG" >/dev/null 2>&1; then
+		vgchange -q -an "$TR_VG" >/dev/null 2>&1
+		vgremove -q -ff -y "$TR_VG" >/dev/null 2>&1
+	fi
+	pvremove -q -ff -y "$THIN_RESERVE_SCRATCH" >/dev/null 2>&1
+	# Give the discarded space back to the host's sparse image.
+	blkdiscard "$THIN_RESERVE_SCRATCH" >/dev/null 2>&1
+	return 0
+}
+
+# dm name of an LV: dashes in names are doubled by lvm.
+tr_dm_name() { echo "$(echo "$1" | sed 's/-/--/g')-$(echo "$2" | sed 's/-/--/g')"; }
+
+# The thin-pool status line of VG/POOL (the -tpool layer holds the target).
+tr_pool_status() { dmsetup status "$(tr_dm_name "$TR_VG" "$1")-tpool"; }
+
+# Used and total data blocks of a pool: "used total".
+tr_pool_data_blocks() {
+	tr_pool_status "$1" | awk '{ split($6, d, "/"); print d[1], d[2] }'
+}
+
+# The number of kernel log lines matching an extended regexp since the
+# marker tr_dmesg_mark last wrote.
+tr_dmesg_mark() {
+	TR_MARK="thin_reservation test mark $$.$(date +%s)"
+	echo "$TR_MARK" >/dev/kmsg
+}
+tr_dmesg_since_mark() { dmesg | sed -n "/$TR_MARK/,\$p"; }
+tr_dmesg_count() { tr_dmesg_since_mark | grep -cE "$1"; }
+
+tr_module_loaded() { grep -q "^$1 " /proc/modules; }
+
+# Result helper: tr_check DESCRIPTION CONDITION-COMMAND...
+tr_check() {
+	desc=$1
+	shift
+	if "$@"; then ktap_test_pass "$desc"; else ktap_test_fail "$desc"; fi
+}
+
+# Data block size of VG/POOL in bytes, from the thin-pool table line.
+tr_pool_block_bytes() {
+	dmsetup table "$(tr_dm_name "$TR_VG" "$1")-tpool" | awk '{ print $6 * 512 }'
+}
+
+# The 2016 RFC's scenario, on a fresh volume group:
+#
+#   lvcreate --thinpool test/pool -L1G; lvcreate -T test/pool -n thin -V 10G
+#   mkfs.xfs -f /dev/test/thin; mount /dev/test/thin MNT -o discard
+#   dd if=/dev/zero of=MNT/file bs=4k
+#
+# dd is bounded to RFC_DD_LIMIT_MIB (default three times the pool) so a run on
+# the stock path, which never sees ENOSPC in time, ends. The filesystem stays
+# mounted for the caller to inspect; tr_vg_destroy cleans up. Sets:
+#   RFC_DD_RC RFC_DD_MSG     dd's exit status and last line of its stderr
+#   RFC_SYNC_RC              sync's exit status
+#   RFC_ACKED                bytes acknowledged to dd (the file's size)
+#   RFC_POOL_BYTES           the pool's data size
+#   RFC_USED RFC_TOTAL       pool data blocks used and total at the end
+#   RFC_IO_ERRORS            kernel log lines with I/O or writeback errors
+#   RFC_MODES                pool modes seen while dd ran, with counts
+#   RFC_OUT_OF_SPACE         1 if the pool ever left rw mode (out of space or failed)
+tr_rfc_scenario() {
+	: "${RFC_POOL_SIZE:=1G}" "${RFC_THIN_SIZE:=10G}" "${RFC_DD_LIMIT_MIB:=3072}"
+	tr_vg_create || ktap_exit_fail_msg "cannot create a volume group on $THIN_RESERVE_SCRATCH"
+	# lvm warns about over-provisioning, which is the point here.
+	lvcreate -q --thinpool "$TR_VG/pool" -L"$RFC_POOL_SIZE" >/tmp/rfc-lvm.log 2>&1 &&
+		lvcreate -q -T "$TR_VG/pool" -n thin -V "$RFC_THIN_SIZE" >>/tmp/rfc-lvm.log 2>&1 ||
+		{ cat /tmp/rfc-lvm.log; ktap_exit_fail_msg "lvcreate failed"; }
+	mkfs.xfs -q -f "/dev/$TR_VG/thin" || ktap_exit_fail_msg "mkfs.xfs failed"
+	mkdir -p "$TR_MNT"
+	# -t xfs: busybox mount does not probe for a filesystem whose module is
+	# not loaded yet.
+	mount -t xfs -o discard "/dev/$TR_VG/thin" "$TR_MNT" || ktap_exit_fail_msg "mount failed"
+
+	tr_dmesg_mark
+	# Watch the pool while dd runs: record every mode it passes through.
+	statlog=/tmp/rfc-pool-status.$$
+	(while :; do tr_pool_status pool; sleep 1; done) >"$statlog" 2>&1 &
+	watcher=$!
+	dd if=/dev/zero of="$TR_MNT/file" bs=4k count=$((RFC_DD_LIMIT_MIB * 256)) \
+		2>/tmp/rfc-dd.err.$$
+	RFC_DD_RC=$?
+	RFC_DD_MSG=$(grep -v 'records\|bytes' /tmp/rfc-dd.err.$$ | tail -n 1)
+	[ -n "$RFC_DD_MSG" ] || RFC_DD_MSG="no error"
+	sync
+	RFC_SYNC_RC=$?
+	sleep 2
+	kill "$watcher"
+	wait "$watcher" 2>/dev/null
+
+	RFC_ACKED=$(stat -c %s "$TR_MNT/file")
+	set -- $(tr_pool_data_blocks pool)
+	RFC_USED=$1 RFC_TOTAL=$2
+	RFC_POOL_BYTES=$((RFC_TOTAL * $(tr_pool_block_bytes pool)))
+	RFC_IO_ERRORS=$(tr_dmesg_count 'writeback error|I/O error')
+	RFC_MODES=$(awk '{ print $8 }' "$statlog" | sort | uniq -c | awk '{ printf "%s%s x%s", sep, $2, $1; sep = ", " }')
+	RFC_OUT_OF_SPACE=0
+	grep -qE 'out_of_data_space|Fail' "$statlog" && RFC_OUT_OF_SPACE=1
+	rm -f "$statlog" /tmp/rfc-dd.err.$$
+}
+
+tr_mib() { echo "$(($1 / 1048576)) MiB"; }
