@@ -4,7 +4,7 @@
 # patches/series, merge our config fragments onto tinyconfig and build
 # bzImage + in-tree modules with LLVM=1 and Rust.
 #
-#   scripts/kernel.sh [release]     prints the prepared tree's path
+#   scripts/kernel.sh [release|debug]     prints the prepared tree's path
 #
 # The tree lives in $TR_CACHE/kernel/<flavour>-<key>, where the key hashes
 # every input: the kernel package version, the patch series, the config
@@ -19,7 +19,8 @@ RECIPE=1
 flavour=${1:-release}
 case $flavour in
 release) fragments=(base.config) ;;
-*) tr_die "unknown flavour '$flavour' (release)" ;;
+debug) fragments=(base.config debug.config) ;;
+*) tr_die "unknown flavour '$flavour' (release or debug)" ;;
 esac
 
 if [ -n "${KDIR:-}" ]; then
