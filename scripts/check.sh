@@ -1,0 +1,137 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+# `make check`: host tests, the kernel and module builds, the VM selftests,
+# one verdict. Prints KTAP and ends with "N passed, N failed[, N skipped]";
+# exits non-zero if anything failed or nothing ran.
+#
+#   FLAVOUR=debug|release   kernel to test on (default: debug, the checkers on)
+#   TESTS="a.sh b.sh"       run only these VM selftests
+source "$(dirname "$0")/lib.sh"
+set +e
+
+flavour=${FLAVOUR:-debug}
+n=0 passed=0 failed=0 skipped=0
+log=$TR_TOP/out/check-$flavour.log
+mkdir -p "$TR_TOP/out"
+: >"$log"
+
+result() { # result ok|fail|skip DESCRIPTION [DETAIL]
+	n=$((n + 1))
+	case $1 in
+	ok) echo "ok $n $2"; passed=$((passed + 1)) ;;
+	skip) echo "ok $n $2 # SKIP ${3:-}"; skipped=$((skipped + 1)) ;;
+	*) echo "not ok $n $2${3:+ # $3}"; failed=$((failed + 1)) ;;
+	esac
+}
+# Run a step quietly (output to the log); on failure show its tail.
+step() { # step DESCRIPTION COMMAND...
+	local desc=$1
+	shift
+	echo "=== $desc: $*" >>"$log"
+	if "$@" >>"$log" 2>&1; then
+		result ok "$desc"
+	else
+		result fail "$desc" "see $log"
+		tail -n 20 "$log" | sed 's/^/#   /'
+		return 1
+	fi
+}
+
+echo "TAP version 13"
+echo "# thin-reserve check on the $flavour kernel; step output in $log"
+
+step "host: build dependencies present" "$TR_TOP/scripts/deps.sh" || {
+	echo "1..$n"
+	echo "$passed passed, $failed failed"
+	exit 1
+}
+
+mapfile -t rust_files < <(cd "$TR_TOP" && git ls-files -co --exclude-standard '*.rs' |
+	grep -v '/target/')
+step "host: rustfmt --check (kernel .rustfmt.toml)" \
+	"$TR_RUSTFMT" --check --config-path "$TR_TOP/.rustfmt.toml" \
+	"${rust_files[@]/#/$TR_TOP/}"
+
+host_crate=$TR_TOP/tools/testing/thin_reserve_host
+step "host: clippy on the no_std cores" \
+	cargo clippy --quiet --manifest-path "$host_crate/Cargo.toml" --all-targets -- -D warnings
+cargo_out=$(cargo test --manifest-path "$host_crate/Cargo.toml" 2>&1)
+cargo_rc=$?
+echo "$cargo_out" >>"$log"
+ran=0
+while read -r _ name _ status; do
+	ran=$((ran + 1))
+	case $status in
+	ok) result ok "host: cargo test: $name" ;;
+	ignored) result skip "host: cargo test: $name" ignored ;;
+	*) result fail "host: cargo test: $name" ;;
+	esac
+done < <(echo "$cargo_out" | grep -E '^test .* \.\.\. (ok|FAILED|ignored)$')
+if [ $cargo_rc != 0 ] || [ $ran = 0 ]; then
+	result fail "host: cargo test ran and passed" "exit $cargo_rc, $ran tests; see $log"
+fi
+
+vm_ok=1
+step "build: $flavour kernel tree (cached by inputs)" "$TR_TOP/scripts/kernel.sh" "$flavour" ||
+	vm_ok=0
+if [ $vm_ok = 1 ]; then
+	# CLIPPY=1 runs clippy-driver in place of rustc; any warning fails.
+	echo "=== modules" >>"$log"
+	mod_out=$("$TR_TOP/scripts/modules.sh" "$flavour" CLIPPY=1 2>&1)
+	mod_rc=$?
+	echo "$mod_out" >>"$log"
+	if [ $mod_rc = 0 ] && ! grep -q 'warning' <<<"$mod_out"; then
+		result ok "build: modules with CLIPPY=1, no warnings"
+	else
+		result fail "build: modules with CLIPPY=1, no warnings" "see $log"
+		grep -m5 -A5 'warning\|error' <<<"$mod_out" | sed 's/^/#   /'
+		[ $mod_rc = 0 ] || vm_ok=0
+	fi
+fi
+
+selftests=$TR_TOP/tools/testing/selftests/thin_reservation
+expected=${TESTS:-$(sed -n 's/^TEST_PROGS[ :+]*= *//p' "$selftests/Makefile" | tr '\n' ' ')}
+if [ $vm_ok = 1 ]; then
+	start=$(date +%s)
+	run=$("$TR_TOP/scripts/vm.sh" --flavour "$flavour" --mode tests --tests "$expected" \
+		--timeout "${VM_TIMEOUT:-2700}" 2>>"$log" | tail -n1)
+	echo "# VM run took $(($(date +%s) - start)) s; logs in $run"
+fi
+ktap=${run:-/nonexistent}/results/ktap.txt
+for t in $expected; do
+	line=$(grep -E "^(not )?ok [0-9]+ selftests: thin_reservation: $t( |$)" "$ktap" 2>/dev/null)
+	desc="vm: thin_reservation: $t"
+	case $line in
+	"") result fail "$desc" "not run: ${run:+the guest stopped before it finished (see $run/console.log)}${run:-build failed}" ;;
+	"not ok"*) result fail "$desc" "${line#*# }" ;;
+	*"# SKIP"*) result skip "$desc" "${line#*# SKIP}" ;;
+	*) result ok "$desc" ;;
+	esac
+	# Show the subtests that failed, so the reason is in the CI log.
+	sed -n "/^# selftests: thin_reservation: $t\$/,/^\(not \)\?ok [0-9]/p" "$ktap" 2>/dev/null |
+		grep -E '^# (not ok|Bail out|# )' | sed 's/^/#   /' | grep -E 'not ok|Bail' || true
+done
+if [ -n "${run:-}" ]; then
+	if grep -q '^thin-reserve-vm: finished' "$run/console.log"; then
+		result ok "vm: guest ran to the end and powered off"
+	else
+		result fail "vm: guest ran to the end and powered off" \
+			"it hung or crashed: qemu exit $(cat "$run/qemu.rc"), see $run/console.log"
+		tail -n 15 "$run/console.log" | sed 's/^/#   /'
+	fi
+	if report=$("$TR_TOP/scripts/splats.sh" "$run/console.log"); then
+		result ok "vm: no kernel warnings, oopses or checker reports"
+	else
+		result fail "vm: no kernel warnings, oopses or checker reports" \
+			"$(head -n1 <<<"$report" | sed 's/^\[ *[0-9.]*\] //')"
+		sed 's/^/#   /' <<<"$report"
+	fi
+else
+	result fail "vm: guest ran" "not run: build failed"
+fi
+
+echo "1..$n"
+summary="$passed passed, $failed failed"
+[ $skipped = 0 ] || summary="$summary, $skipped skipped"
+echo "$summary"
+[ $failed = 0 ] && [ $passed -gt 0 ]
