@@ -10,6 +10,9 @@
 //! All arithmetic is checked. The block interface speaks sectors (`u64`);
 //! dm-thin allocates whole data blocks, so every conversion that could lose
 //! precision either rejects its input or says in its name which way it rounds.
+//! The block size is a `NonZeroU64`, so no division here has a panic path.
+
+use core::num::NonZeroU64;
 
 /// Why a geometry calculation was refused. The kernel module maps these to
 /// errnos (see [`GeometryError::errno_name`]).
@@ -43,7 +46,7 @@ pub const MAX_BLOCK_SECTORS: u64 = 2_097_152;
 /// powers of two), so conversions divide rather than shift.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BlockSize {
-    sectors: u64,
+    sectors: NonZeroU64,
 }
 
 /// A range of whole thin blocks: `count` blocks from block `first`.
@@ -57,51 +60,47 @@ pub struct BlockRange {
 
 impl BlockSize {
     /// Validates a pool's block size the way dm-thin's constructor does.
-    pub const fn new(sectors: u64) -> Result<Self, GeometryError> {
-        if sectors < MIN_BLOCK_SECTORS
-            || sectors > MAX_BLOCK_SECTORS
-            || !sectors.is_multiple_of(MIN_BLOCK_SECTORS)
+    pub fn new(sectors: u64) -> Result<Self, GeometryError> {
+        if !(MIN_BLOCK_SECTORS..=MAX_BLOCK_SECTORS).contains(&sectors)
+            || sectors % MIN_BLOCK_SECTORS != 0
         {
             return Err(GeometryError::NotAligned);
         }
+        let sectors = NonZeroU64::new(sectors).ok_or(GeometryError::NotAligned)?;
         Ok(Self { sectors })
     }
 
     /// The block size in sectors.
-    pub const fn sectors(self) -> u64 {
-        self.sectors
+    pub fn sectors(self) -> u64 {
+        self.sectors.get()
     }
 
     /// Converts a sector count that must be a whole number of blocks, as the
     /// reservation calls require: a caller that asks for part of a block has
     /// a bug, and silently rounding would hide it.
-    pub const fn sectors_to_blocks(self, sectors: u64) -> Result<u64, GeometryError> {
-        if !sectors.is_multiple_of(self.sectors) {
+    pub fn sectors_to_blocks(self, sectors: u64) -> Result<u64, GeometryError> {
+        if sectors % self.sectors != 0 {
             return Err(GeometryError::NotAligned);
         }
         Ok(sectors / self.sectors)
     }
 
     /// Converts blocks to sectors, refusing results beyond `u64`.
-    pub const fn blocks_to_sectors(self, blocks: u64) -> Result<u64, GeometryError> {
-        match blocks.checked_mul(self.sectors) {
-            Some(sectors) => Ok(sectors),
-            None => Err(GeometryError::Overflow),
-        }
+    pub fn blocks_to_sectors(self, blocks: u64) -> Result<u64, GeometryError> {
+        blocks
+            .checked_mul(self.sectors.get())
+            .ok_or(GeometryError::Overflow)
     }
 
     /// The blocks a sector range touches: start rounded down and end rounded
     /// up to block boundaries. Provisioning maps whole blocks, so this is the
     /// set of blocks that a provision of `[start, start + len)` may map.
-    pub const fn covering_blocks(self, start: u64, len: u64) -> Result<BlockRange, GeometryError> {
-        let end = match start.checked_add(len) {
-            Some(end) => end,
-            None => return Err(GeometryError::Overflow),
-        };
+    pub fn covering_blocks(self, start: u64, len: u64) -> Result<BlockRange, GeometryError> {
+        let end = start.checked_add(len).ok_or(GeometryError::Overflow)?;
         let first = start / self.sectors;
         // Round `end` up without computing `end + sectors - 1`, which could
         // overflow for ranges that end near `u64::MAX`.
-        let last_exclusive = end / self.sectors + (end % self.sectors != 0) as u64;
+        let last_exclusive = end / self.sectors + u64::from(end % self.sectors != 0);
         Ok(BlockRange {
             first,
             count: last_exclusive - first,
