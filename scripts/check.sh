@@ -75,8 +75,11 @@ vm_ok=1
 step "build: $flavour kernel tree (cached by inputs)" "$TR_TOP/scripts/kernel.sh" "$flavour" ||
 	vm_ok=0
 if [ $vm_ok = 1 ]; then
-	# CLIPPY=1 runs clippy-driver in place of rustc; any warning fails.
+	# CLIPPY=1 runs clippy-driver in place of rustc; any warning (rustc,
+	# clippy or objtool) fails. Clean first: objects that are up to date
+	# would be skipped and their warnings never printed.
 	echo "=== modules" >>"$log"
+	"$TR_TOP/scripts/modules.sh" "$flavour" clean >>"$log" 2>&1
 	mod_out=$("$TR_TOP/scripts/modules.sh" "$flavour" CLIPPY=1 2>&1)
 	mod_rc=$?
 	echo "$mod_out" >>"$log"
