@@ -22,6 +22,10 @@ use kernel::prelude::*;
 #[path = "dm_thin_reserve/geometry.rs"]
 pub mod geometry;
 
+/// The per-pool reservation ledger; shared verbatim with the host test crate.
+#[path = "dm_thin_reserve/ledger.rs"]
+pub mod ledger;
+
 /// Version of this extension, printed at load so test logs say what ran.
 const VERSION: &str = "0.1.0";
 

@@ -10,3 +10,6 @@
 
 #[path = "../../../../drivers/md/dm_thin_reserve/geometry.rs"]
 pub mod geometry;
+
+#[path = "../../../../drivers/md/dm_thin_reserve/ledger.rs"]
+pub mod ledger;
