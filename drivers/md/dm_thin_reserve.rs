@@ -6,17 +6,27 @@
 //! full only when writeback fails. This module lets it reserve pool space
 //! ahead of its writes instead: it keeps, per thin pool, a ledger of blocks
 //! promised to each thin device, refuses promises the pool cannot keep
-//! (`-ENOSPC`), makes sure unreserved writers cannot consume blocks promised
-//! to others, and provisions (allocates and maps without writing) ranges of
-//! a thin device.
+//! (`-ENOSPC`), and makes sure unreserved writers cannot consume blocks
+//! promised to others.
 //!
-//! It implements the `get_reserved_space`, `set_reserved_space` and
-//! `provision` block device operations that the C hook series in
-//! `patches/` adds to the block layer and dm core; dm-thin calls into it on
-//! data-block allocation. The arithmetic lives in `dm_thin_reserve/`, which
-//! has no kernel dependencies and is tested on the host.
+//! dm-thin owns the pools and allocates; this module decides who may
+//! allocate and keeps the books. It registers a `struct dm_thin_reserve_ops`
+//! with dm-thin (see `include/linux/dm-thin-reserve.h` in the C hook series
+//! under `patches/`), which calls it with the pool's `reserve_lock` held
+//! from the `get_reserved_space`/`set_reserved_space` block device
+//! operations, before every data-block allocation, and when a thin device
+//! or pool goes away. Each pool with a ledger holds a reference on this
+//! module, so it cannot be unloaded while any reservation exists.
+//!
+//! The arithmetic lives in `dm_thin_reserve/`, which has no kernel
+//! dependencies and is property-tested on the host.
 
+use core::ffi::{c_int, c_void};
+use core::ptr;
+use kernel::bindings;
+use kernel::error::code::{EINVAL, ENOMEM, ENOSPC};
 use kernel::prelude::*;
+use kernel::rbtree::{RBTree, RBTreeNode};
 
 /// Sector/block arithmetic; shared verbatim with the host test crate.
 #[path = "dm_thin_reserve/geometry.rs"]
@@ -26,33 +36,267 @@ pub mod geometry;
 #[path = "dm_thin_reserve/ledger.rs"]
 pub mod ledger;
 
+use geometry::{BlockSize, GeometryError};
+use ledger::{Allocation, LedgerError, PoolLedger, ThinReservation};
+
 /// Version of this extension, printed at load so test logs say what ran.
-const VERSION: &str = "0.1.0";
+const VERSION: &str = "0.2.0";
 
 module! {
     type: DmThinReserve,
     name: "dm_thin_reserve",
     author: "thin-reserve developers",
-    description: "dm-thin block reservation ledger and range provisioning",
+    description: "dm-thin block reservation ledger",
     license: "GPL",
 }
 
-struct DmThinReserve;
+/// What dm-thin knows as a pool's `ledger`: the books of one pool.
+struct PoolState {
+    geometry: BlockSize,
+    ledger: PoolLedger,
+    /// Reservations by thin device id; devices that hold nothing are absent.
+    thins: RBTree<u32, ThinReservation>,
+}
+
+fn errno_of_geometry(e: GeometryError) -> c_int {
+    match e {
+        GeometryError::NotAligned => EINVAL.to_errno(),
+        GeometryError::Overflow => -(bindings::EOVERFLOW as c_int),
+    }
+}
+
+fn errno_of_ledger(e: LedgerError) -> c_int {
+    match e {
+        LedgerError::NoSpace => ENOSPC.to_errno(),
+        LedgerError::NotHeld => EINVAL.to_errno(),
+        LedgerError::Overflow => -(bindings::EOVERFLOW as c_int),
+    }
+}
+
+/// Turns dm-thin's opaque ledger pointer back into the pool's books.
+///
+/// # Safety
+///
+/// `ledger` must come from [`pool_create`] and not yet be passed to
+/// [`pool_destroy`], and the caller must hold the pool's `reserve_lock`,
+/// which makes this the only reference for the duration of the call.
+unsafe fn pool_state<'a>(ledger: *mut c_void) -> &'a mut PoolState {
+    // SAFETY: Per this function's contract the pointer is a live
+    // `PoolState` from `KBox::into_raw` and nobody else accesses it now.
+    unsafe { &mut *ledger.cast::<PoolState>() }
+}
+
+/// `dm_thin_reserve_ops.pool_create`.
+///
+/// # Safety
+///
+/// Called by dm-thin only; the result is freed by [`pool_destroy`].
+unsafe extern "C" fn pool_create(block_sectors: u64) -> *mut c_void {
+    let Ok(geometry) = BlockSize::new(block_sectors) else {
+        pr_err!("unsupported pool block size {} sectors\n", block_sectors);
+        return ptr::null_mut();
+    };
+    let state = PoolState {
+        geometry,
+        ledger: PoolLedger::new(),
+        thins: RBTree::new(),
+    };
+    match KBox::new(state, GFP_KERNEL) {
+        Ok(state) => KBox::into_raw(state).cast(),
+        Err(_) => ptr::null_mut(),
+    }
+}
+
+/// `dm_thin_reserve_ops.pool_destroy`.
+///
+/// # Safety
+///
+/// Called by dm-thin only, once per pointer from [`pool_create`], when the
+/// pool goes away and no other operation can run on it.
+unsafe extern "C" fn pool_destroy(ledger: *mut c_void) {
+    // SAFETY: dm-thin passes the pointer `pool_create` returned, once, when
+    // the pool goes away and nothing else can reach it.
+    drop(unsafe { KBox::from_raw(ledger.cast::<PoolState>()) });
+}
+
+/// `dm_thin_reserve_ops.set`: the block interface's absolute form.
+///
+/// # Safety
+///
+/// Called by dm-thin only: `ledger` comes from [`pool_create`] and is not yet
+/// destroyed, and the pool's `reserve_lock` is held.
+unsafe extern "C" fn set(ledger: *mut c_void, dev_id: u32, sectors: u64, free: u64) -> c_int {
+    // SAFETY: dm-thin calls with its ledger and `reserve_lock` held.
+    let state = unsafe { pool_state(ledger) };
+    let blocks = match state.geometry.sectors_to_blocks(sectors) {
+        Ok(blocks) => blocks,
+        Err(e) => return errno_of_geometry(e),
+    };
+    if let Some(thin) = state.thins.get_mut(&dev_id) {
+        if let Err(e) = state.ledger.set(thin, blocks, free) {
+            return errno_of_ledger(e);
+        }
+        if thin.blocks() == 0 {
+            state.thins.remove(&dev_id);
+        }
+        return 0;
+    }
+    if blocks == 0 {
+        return 0;
+    }
+    // Allocate the node first, so that a failure leaves the books untouched.
+    let Ok(node) = RBTreeNode::new(dev_id, ThinReservation::new(), GFP_KERNEL) else {
+        return ENOMEM.to_errno();
+    };
+    state.thins.insert(node);
+    let Some(thin) = state.thins.get_mut(&dev_id) else {
+        return EINVAL.to_errno();
+    };
+    match state.ledger.set(thin, blocks, free) {
+        Ok(()) => 0,
+        Err(e) => {
+            state.thins.remove(&dev_id);
+            errno_of_ledger(e)
+        }
+    }
+}
+
+/// `dm_thin_reserve_ops.get`.
+///
+/// # Safety
+///
+/// Called by dm-thin only: `ledger` comes from [`pool_create`] and is not yet
+/// destroyed, and the pool's `reserve_lock` is held. `sectors` points to a writable `u64`.
+unsafe extern "C" fn get(ledger: *mut c_void, dev_id: u32, sectors: *mut u64) -> c_int {
+    // SAFETY: dm-thin calls with its ledger and `reserve_lock` held.
+    let state = unsafe { pool_state(ledger) };
+    let blocks = state.thins.get(&dev_id).map_or(0, ThinReservation::blocks);
+    match state.geometry.blocks_to_sectors(blocks) {
+        Ok(value) => {
+            // SAFETY: dm-thin passes a valid pointer to a `u64`.
+            unsafe { sectors.write(value) };
+            0
+        }
+        Err(e) => errno_of_geometry(e),
+    }
+}
+
+/// `dm_thin_reserve_ops.pool_reserved`.
+///
+/// # Safety
+///
+/// Called by dm-thin only: `ledger` comes from [`pool_create`] and is not yet
+/// destroyed, and the pool's `reserve_lock` is held.
+unsafe extern "C" fn pool_reserved(ledger: *mut c_void) -> u64 {
+    // SAFETY: dm-thin calls with its ledger and `reserve_lock` held.
+    unsafe { pool_state(ledger) }.ledger.reserved()
+}
+
+/// `dm_thin_reserve_ops.charge`: may `dev_id` allocate a block now?
+///
+/// # Safety
+///
+/// Called by dm-thin only: `ledger` comes from [`pool_create`] and is not yet
+/// destroyed, and the pool's `reserve_lock` is held.
+unsafe extern "C" fn charge(ledger: *mut c_void, dev_id: u32, free: u64) -> c_int {
+    // SAFETY: dm-thin calls with its ledger and `reserve_lock` held.
+    let state = unsafe { pool_state(ledger) };
+    let mut nothing = ThinReservation::new();
+    let thin = match state.thins.get_mut(&dev_id) {
+        Some(thin) => thin,
+        None => &mut nothing,
+    };
+    match state.ledger.allocate(thin, free) {
+        Ok(Allocation::Reserved) => bindings::DM_THIN_CHARGE_RESERVED as c_int,
+        Ok(Allocation::Unreserved) => bindings::DM_THIN_CHARGE_UNRESERVED as c_int,
+        Err(e) => errno_of_ledger(e),
+    }
+}
+
+/// `dm_thin_reserve_ops.uncharge`: the allocation `charge` allowed failed.
+///
+/// # Safety
+///
+/// Called by dm-thin only: `ledger` comes from [`pool_create`] and is not yet
+/// destroyed, and the pool's `reserve_lock` is held.
+unsafe extern "C" fn uncharge(ledger: *mut c_void, dev_id: u32, how: c_int) {
+    // SAFETY: dm-thin calls with its ledger and `reserve_lock` held, the
+    // same hold as the `charge` it undoes.
+    let state = unsafe { pool_state(ledger) };
+    if how != bindings::DM_THIN_CHARGE_RESERVED as c_int {
+        return;
+    }
+    // The device held a reservation at `charge` time under the same lock
+    // hold, so its entry exists (possibly at zero blocks).
+    if let Some(thin) = state.thins.get_mut(&dev_id) {
+        state.ledger.allocation_failed(thin, Allocation::Reserved);
+    }
+}
+
+/// `dm_thin_reserve_ops.delete_thin`: the device is gone from the pool.
+///
+/// # Safety
+///
+/// Called by dm-thin only: `ledger` comes from [`pool_create`] and is not yet
+/// destroyed, and the pool's `reserve_lock` is held.
+unsafe extern "C" fn delete_thin(ledger: *mut c_void, dev_id: u32) {
+    // SAFETY: dm-thin calls with its ledger and `reserve_lock` held.
+    let state = unsafe { pool_state(ledger) };
+    if let Some(mut thin) = state.thins.remove(&dev_id) {
+        state.ledger.remove(&mut thin);
+    }
+}
+
+/// The operations table registered with dm-thin.
+struct Registration(KBox<bindings::dm_thin_reserve_ops>);
+
+// SAFETY: The table is written once in `init`, then only read (by dm-thin);
+// its raw `owner` pointer is the module itself, valid as long as we are.
+unsafe impl Send for Registration {}
+// SAFETY: See `Send`: shared references only ever read it.
+unsafe impl Sync for Registration {}
+
+struct DmThinReserve {
+    ops: Registration,
+}
 
 impl kernel::Module for DmThinReserve {
-    fn init(_module: &'static ThisModule) -> Result<Self> {
+    fn init(module: &'static ThisModule) -> Result<Self> {
+        let ops = KBox::new(
+            bindings::dm_thin_reserve_ops {
+                owner: module.as_ptr(),
+                pool_create: Some(pool_create),
+                pool_destroy: Some(pool_destroy),
+                set: Some(set),
+                get: Some(get),
+                pool_reserved: Some(pool_reserved),
+                charge: Some(charge),
+                uncharge: Some(uncharge),
+                delete_thin: Some(delete_thin),
+            },
+            GFP_KERNEL,
+        )?;
+        // SAFETY: The table is heap-allocated and outlives the registration:
+        // `drop` unregisters before it is freed.
+        kernel::error::to_result(unsafe { bindings::dm_thin_reserve_register(&*ops) })?;
         pr_info!(
             "dm-thin reservation extension {} loaded (thin block {}..{} sectors)\n",
             VERSION,
             geometry::MIN_BLOCK_SECTORS,
             geometry::MAX_BLOCK_SECTORS
         );
-        Ok(DmThinReserve)
+        Ok(DmThinReserve {
+            ops: Registration(ops),
+        })
     }
 }
 
 impl Drop for DmThinReserve {
     fn drop(&mut self) {
+        // SAFETY: Registered in `init`. Module exit only runs when no pool
+        // holds a ledger (each holds a module reference), so dm-thin calls
+        // none of the operations any more.
+        unsafe { bindings::dm_thin_reserve_unregister(&*self.ops.0) };
         pr_info!("dm-thin reservation extension {} unloaded\n", VERSION);
     }
 }
