@@ -15,7 +15,7 @@ tree=$(scripts_dir=$(dirname "$0") && "$scripts_dir/kernel.sh" "$flavour")
 build=$TR_TOP/out/build/$flavour
 mkdir -p "$build"
 # tar keeps the sources' mtimes, so kbuild rebuilds only what changed.
-(cd "$TR_TOP" && git ls-files -co --exclude-standard Kbuild Kconfig drivers fs |
+(cd "$TR_TOP" && git ls-files -co --exclude-standard Kbuild Kconfig drivers fs samples |
 	tar -c -T -) | tar -x -C "$build"
 mapfile -t kmake < <(tr_kmake_args)
 make -s -C "$tree" M="$build" "${kmake[@]}" -j"$(tr_jobs)" "$@" >&2
