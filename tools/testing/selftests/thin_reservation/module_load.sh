@@ -11,6 +11,8 @@ MODULES="dm_thin_reserve xfs_thin"
 
 ktap_print_header
 tr_require insmod rmmod modinfo
+# dm_thin_reserve registers with dm-thin: load it first, as modprobe would.
+modprobe dm-thin-pool || ktap_exit_fail_msg "cannot load dm-thin-pool"
 ktap_set_plan 8
 
 for mod in $MODULES; do

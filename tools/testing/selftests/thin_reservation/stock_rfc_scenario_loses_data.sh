@@ -18,7 +18,7 @@ ktap_print_header
 tr_require lvcreate dmsetup mkfs.xfs dd blkdiscard wipefs
 ktap_set_plan 5
 
-for mod in xfs_thin dm_thin_reserve; do
+for mod in xfs_thin bdev_reserve_client dm_thin_reserve; do
 	tr_module_loaded $mod && rmmod $mod
 done
 tr_check "stock path: our modules are not loaded" \
