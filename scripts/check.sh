@@ -75,6 +75,22 @@ vm_ok=1
 step "build: $flavour kernel tree (cached by inputs)" "$TR_TOP/scripts/kernel.sh" "$flavour" ||
 	vm_ok=0
 if [ $vm_ok = 1 ]; then
+	# checkpatch's MAINTAINERS question is a heuristic for new files; the
+	# series' one new header is covered by DEVICE-MAPPER's dm-*.h pattern.
+	tree=$("$TR_TOP/scripts/kernel.sh" "$flavour")
+	cp_out=$(cd "$tree" && for p in "$TR_TOP"/patches/*.patch; do
+		[ -e "$p" ] || continue
+		perl scripts/checkpatch.pl --strict --no-tree -q "$p" 2>&1 |
+			grep -E '^(ERROR|WARNING|CHECK):' | grep -v 'does MAINTAINERS need updating' |
+			sed "s|^|${p##*/}: |"
+	done)
+	echo "$cp_out" >>"$log"
+	if [ -z "$cp_out" ]; then
+		result ok "patches: checkpatch.pl --strict clean"
+	else
+		result fail "patches: checkpatch.pl --strict clean" "see $log"
+		head -n 5 <<<"$cp_out" | sed 's/^/#   /'
+	fi
 	# CLIPPY=1 runs clippy-driver in place of rustc; any warning (rustc,
 	# clippy or objtool) fails. Clean first: objects that are up to date
 	# would be skipped and their warnings never printed.
