@@ -143,3 +143,48 @@ tr_rfc_scenario() {
 }
 
 tr_mib() { echo "$(($1 / 1048576)) MiB"; }
+
+# --- Block reservations through the bdev_reserve_client test module ---
+
+TR_CLIENT=/sys/kernel/debug/bdev_reserve_client/command
+
+# Load dm-thin-pool, the ledger and the test client (in that order: each
+# needs the one before).
+tr_load_reserve_modules() {
+	modprobe dm-thin-pool || ktap_exit_fail_msg "cannot load dm-thin-pool"
+	for mod in dm_thin_reserve bdev_reserve_client; do
+		tr_module_loaded $mod || insmod "$THIN_RESERVE_MODDIR/$mod.ko" ||
+			ktap_exit_fail_msg "cannot load $mod"
+	done
+}
+
+# tr_client OP DEV [ARGS]: one call; prints the value read back, or the error
+# the write failed with as "error: ...".
+tr_client() {
+	if out=$(echo "$*" 2>&1 >$TR_CLIENT); then
+		cat $TR_CLIENT
+	else
+		echo "error: ${out##*: }"
+	fi
+}
+
+tr_thin_dev() { echo "/dev/mapper/$(tr_dm_name $TR_VG "$1")"; }
+# Fields appended by the hook series: the pool line ends with its reserved
+# blocks, the thin line with the device's reserved sectors.
+tr_pool_reserved() { tr_pool_status "$1" | awk '{ print $NF }'; }
+tr_thin_reserved() { dmsetup status "$(tr_dm_name $TR_VG "$1")" | awk '{ print $NF }'; }
+tr_pool_free() { tr_pool_data_blocks "$1" | awk '{ print $2 - $1 }'; }
+# Blocks (of 64 KiB) a thin device maps.
+tr_thin_mapped() { dmsetup status "$(tr_dm_name $TR_VG "$1")" | awk '{ print $4 / 128 }'; }
+
+# A fresh volume group with a 64 MiB pool of 64 KiB blocks that errors when
+# full (so a failure never hangs a test) and two 1 GiB thin volumes, a and b.
+# Extra arguments go to the pool's lvcreate.
+TR_BLOCK=128 # sectors in the pool's 64 KiB blocks
+tr_small_pool_two_thins() {
+	tr_vg_create || ktap_exit_fail_msg "cannot create a volume group"
+	lvcreate -q --thinpool $TR_VG/pool -L64M -c 64K --errorwhenfull y "$@" >/dev/null 2>&1 &&
+		lvcreate -q -T $TR_VG/pool -n a -V 1G >/dev/null 2>&1 &&
+		lvcreate -q -T $TR_VG/pool -n b -V 1G >/dev/null 2>&1 ||
+		ktap_exit_fail_msg "lvcreate failed"
+}

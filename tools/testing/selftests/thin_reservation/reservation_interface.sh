@@ -13,82 +13,60 @@
 
 . "$(dirname "$0")/lib.sh"
 
-CMD=/sys/kernel/debug/bdev_reserve_client/command
-BLOCK=128 # sectors in a 64 KiB pool block (lvm's default chunk here)
+BLOCK=$TR_BLOCK
 
 ktap_print_header
 tr_require lvcreate dmsetup dd blkdiscard insmod rmmod
 ktap_set_plan 19
 
-modprobe dm-thin-pool || ktap_exit_fail_msg "cannot load dm-thin-pool"
-for mod in dm_thin_reserve bdev_reserve_client; do
-	tr_module_loaded $mod || insmod "$THIN_RESERVE_MODDIR/$mod.ko" ||
-		ktap_exit_fail_msg "cannot load $mod"
-done
+tr_load_reserve_modules
 
-# client OP DEV [ARGS]: runs one call; prints the value read back, or the
-# error the write failed with, as "error: ..."
-client() {
-	if out=$(echo "$*" 2>&1 >$CMD); then
-		cat $CMD
-	else
-		echo "error: ${out##*: }"
-	fi
-}
-thin_dev() { echo "/dev/mapper/$(tr_dm_name $TR_VG "$1")"; }
 pool_field() { tr_pool_status pool | awk -v f="$1" '{ print $f }'; }
-pool_reserved() { tr_pool_status pool | awk '{ print $NF }'; }
-pool_free() { tr_pool_data_blocks pool | awk '{ print $2 - $1 }'; }
-thin_reserved() { dmsetup status "$(tr_dm_name $TR_VG "$1")" | awk '{ print $NF }'; }
 
-tr_vg_create || ktap_exit_fail_msg "cannot create a volume group"
-lvcreate -q --thinpool $TR_VG/pool -L64M -c 64K --errorwhenfull y >/dev/null 2>&1 &&
-	lvcreate -q -T $TR_VG/pool -n a -V 1G >/dev/null 2>&1 &&
-	lvcreate -q -T $TR_VG/pool -n b -V 1G >/dev/null 2>&1 ||
-	ktap_exit_fail_msg "lvcreate failed"
-A=$(thin_dev a)
-B=$(thin_dev b)
+tr_small_pool_two_thins
+A=$(tr_thin_dev a)
+B=$(tr_thin_dev b)
 
-tr_check "get on a fresh thin device: 0 sectors" [ "$(client get $A)" = 0 ]
+tr_check "get on a fresh thin device: 0 sectors" [ "$(tr_client get $A)" = 0 ]
 tr_check "status: pool and thin lines end with reserved counts (0)" \
-	sh -c "[ '$(pool_reserved)' = 0 ] && [ '$(thin_reserved a)' = 0 ]"
+	sh -c "[ '$(tr_pool_reserved pool)' = 0 ] && [ '$(tr_thin_reserved a)' = 0 ]"
 
-free=$(pool_free)
+free=$(tr_pool_free pool)
 tr_msg "pool: $free free blocks of $BLOCK sectors"
-r=$(client set $A $(((free + 1) * BLOCK)))
+r=$(tr_client set $A $(((free + 1) * BLOCK)))
 tr_check "reserving one block more than is free: ENOSPC ($r)" \
 	sh -c "echo '$r' | grep -q 'No space left'"
-r=$(client set $A 100)
+r=$(tr_client set $A 100)
 tr_check "reserving part of a block: EINVAL ($r)" \
 	sh -c "echo '$r' | grep -q 'Invalid argument'"
-r=$(client set $A 18446744073709551488)
+r=$(tr_client set $A 18446744073709551488)
 tr_check "reserving 2^64 - 128 sectors: ENOSPC, no overflow ($r)" \
 	sh -c "echo '$r' | grep -q 'No space left'"
-r=$(client get /dev/vda)
-r2=$(client get "/dev/mapper/$(tr_dm_name $TR_VG pool)-tpool")
+r=$(tr_client get /dev/vda)
+r2=$(tr_client get "/dev/mapper/$(tr_dm_name $TR_VG pool)-tpool")
 tr_check "devices without reservations: EOPNOTSUPP ($r; thin-pool: $r2)" \
 	sh -c "echo '$r' | grep -q 'not supported' && echo '$r2' | grep -q 'not supported'"
-tr_check "nothing was reserved by the failed calls" [ "$(pool_reserved)" = 0 ]
+tr_check "nothing was reserved by the failed calls" [ "$(tr_pool_reserved pool)" = 0 ]
 
 # Leave 16 unreserved blocks; promise the rest to a.
 unreserved=16
 promise=$((free - unreserved))
-r=$(client set $A $((promise * BLOCK)))
+r=$(tr_client set $A $((promise * BLOCK)))
 tr_check "reserving all but $unreserved free blocks for a" [ "$r" = 0 ]
-tr_check "get and status report it (get $(client get $A), pool $(pool_reserved), thin $(thin_reserved a))" \
-	sh -c "[ '$(client get $A)' = $((promise * BLOCK)) ] &&
-	       [ '$(pool_reserved)' = $promise ] && [ '$(thin_reserved a)' = $((promise * BLOCK)) ]"
+tr_check "get and status report it (get $(tr_client get $A), pool $(tr_pool_reserved pool), thin $(tr_thin_reserved a))" \
+	sh -c "[ '$(tr_client get $A)' = $((promise * BLOCK)) ] &&
+	       [ '$(tr_pool_reserved pool)' = $promise ] && [ '$(tr_thin_reserved a)' = $((promise * BLOCK)) ]"
 
 dmsetup table "$(tr_dm_name $TR_VG a)" | dmsetup reload "$(tr_dm_name $TR_VG a)" &&
 	dmsetup resume "$(tr_dm_name $TR_VG a)"
 tr_check "the reservation survives a table reload of a" \
-	[ "$(client get $A)" = $((promise * BLOCK)) ]
+	[ "$(tr_client get $A)" = $((promise * BLOCK)) ]
 
 # b has no reservation: it may take the 16 unreserved blocks and no more.
 timeout 120 dd if=/dev/urandom of="$B" bs=64K count=$((unreserved * 4)) oflag=direct \
 	2>/tmp/dd-b.err
 rc=$?
-used_b=$(dmsetup status "$(tr_dm_name $TR_VG b)" | awk '{ print $4 / 128 }')
+used_b=$(tr_thin_mapped b)
 tr_msg "dd to b: exit $rc, $(grep -v records /tmp/dd-b.err | tail -n1); b maps $used_b blocks"
 tr_check "an unreserved writer fails with an I/O error, promptly" \
 	sh -c "[ $rc != 0 ] && [ $rc != 124 ] && grep -qE 'I/O error|No space' /tmp/dd-b.err"
@@ -99,20 +77,20 @@ tr_check "the pool stays in write mode (not out_of_data_space): $(pool_field 8)"
 timeout 300 dd if=/dev/urandom of="$A" bs=64K count=$promise oflag=direct 2>/tmp/dd-a.err
 rc=$?
 tr_check "a writes everything it reserved ($promise blocks; dd exit $rc)" [ $rc = 0 ]
-tr_check "a's writes consumed its reservation (pool reserved $(pool_reserved))" \
-	sh -c "[ '$(pool_reserved)' = 0 ] && [ '$(client get $A)' = 0 ]"
+tr_check "a's writes consumed its reservation (pool reserved $(tr_pool_reserved pool))" \
+	sh -c "[ '$(tr_pool_reserved pool)' = 0 ] && [ '$(tr_client get $A)' = 0 ]"
 
 # Give a's blocks back, reserve again, then remove a: the reservation ends.
 blkdiscard "$A"
-client set $A $((8 * BLOCK)) >/dev/null
-before=$(pool_reserved)
+tr_client set $A $((8 * BLOCK)) >/dev/null
+before=$(tr_pool_reserved pool)
 lvremove -q -f $TR_VG/a >/dev/null 2>&1
-tr_check "removing thin LV a returns its reservation ($before -> $(pool_reserved) blocks)" \
-	sh -c "[ '$before' = 8 ] && [ '$(pool_reserved)' = 0 ]"
+tr_check "removing thin LV a returns its reservation ($before -> $(tr_pool_reserved pool) blocks)" \
+	sh -c "[ '$before' = 8 ] && [ '$(tr_pool_reserved pool)' = 0 ]"
 
 lvs $TR_VG >/dev/null 2>&1 && lvextend -q -L+64M $TR_VG/pool >/dev/null 2>&1
 rc=$?
-r=$(client set $B $(((free + 8) * BLOCK)))
+r=$(tr_client set $B $(((free + 8) * BLOCK)))
 tr_check "lvs and lvextend work; the grown pool backs a bigger reservation ($r)" \
 	sh -c "[ $rc = 0 ] && [ '$r' = 0 ]"
 
