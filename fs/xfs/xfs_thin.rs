@@ -11,9 +11,20 @@
 //! thin pool through the block layer's reservation operations, so XFS
 //! returns `-ENOSPC` at write time instead of failing writeback later.
 //!
-//! The C call sites are part of the hook series in `patches/`.
+//! The C call sites will be part of the hook series in `patches/`; today the
+//! module carries the reservation policy (`xfs_thin/policy.rs`, host-tested)
+//! and nothing calls it yet.
 
 use kernel::prelude::*;
+
+/// Sector/block arithmetic, shared with dm_thin_reserve and the host crate.
+#[path = "../../drivers/md/dm_thin_reserve/geometry.rs"]
+pub mod geometry;
+
+/// How many thin blocks a filesystem reservation needs; shared verbatim with
+/// the host test crate.
+#[path = "xfs_thin/policy.rs"]
+pub mod policy;
 
 /// Version of this shim, printed at load so test logs say what ran.
 const VERSION: &str = "0.1.0";

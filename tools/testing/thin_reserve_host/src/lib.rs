@@ -13,3 +13,6 @@ pub mod geometry;
 
 #[path = "../../../../drivers/md/dm_thin_reserve/ledger.rs"]
 pub mod ledger;
+
+#[path = "../../../../fs/xfs/xfs_thin/policy.rs"]
+pub mod policy;

@@ -1,0 +1,86 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! How many thin-pool blocks a filesystem reservation needs: the policy of
+//! the xfs_thin shim, `no_std` and free of kernel dependencies, so that it is
+//! property-tested on the host and a precise policy can replace it later.
+//!
+//! # The worst-case model (the 2016 RFC's)
+//!
+//! XFS reserves filesystem blocks before it knows where they will land. Any
+//! unallocated filesystem block may end up in a thin block that is not
+//! mapped yet, so the safe promise is one whole thin block per filesystem
+//! block, capped by the number of thin blocks the filesystem could ever map
+//! (no write can map more than the whole device). With 4 KiB filesystem
+//! blocks on 64 KiB thin blocks this reserves 16 times what sequential
+//! writes use; it is correct, not precise, and the reason ENOSPC comes early
+//! until allocation-aware accounting replaces it.
+//!
+//! The model assumes the filesystem starts at sector 0 of the thin device and
+//! that filesystem blocks are no larger than thin blocks (XFS blocks are at
+//! most 64 KiB, dm-thin blocks at least 64 KiB), so a filesystem block never
+//! straddles two thin blocks.
+
+use super::geometry::{BlockSize, GeometryError};
+
+/// A filesystem on a thin device, as far as reservations are concerned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ThinFs {
+    thin: BlockSize,
+    fs_block_sectors: u64,
+    device_thin_blocks: u64,
+}
+
+impl ThinFs {
+    /// Describes a filesystem with `fs_block_sectors`-sector blocks on a thin
+    /// device of `device_sectors` with `thin` blocks. Refuses filesystem
+    /// blocks that are empty, larger than a thin block or do not divide it.
+    pub fn new(
+        thin: BlockSize,
+        fs_block_sectors: u64,
+        device_sectors: u64,
+    ) -> Result<Self, GeometryError> {
+        if fs_block_sectors == 0
+            || fs_block_sectors > thin.sectors()
+            || thin.sectors() % fs_block_sectors != 0
+        {
+            return Err(GeometryError::NotAligned);
+        }
+        // Whole thin blocks the device covers, a partial last one included.
+        let covering = thin.covering_blocks(0, device_sectors)?;
+        Ok(Self {
+            thin,
+            fs_block_sectors,
+            device_thin_blocks: covering.count,
+        })
+    }
+
+    /// The thin-pool block size.
+    pub fn thin(&self) -> BlockSize {
+        self.thin
+    }
+
+    /// Thin blocks to hold in reserve while `fs_blocks` filesystem blocks
+    /// are reserved and not yet allocated: one each, at most the device.
+    pub fn worst_case_thin_blocks(&self, fs_blocks: u64) -> u64 {
+        fs_blocks.min(self.device_thin_blocks)
+    }
+
+    /// The same in sectors, as `bdev_set_reserved_space()` takes it.
+    pub fn worst_case_sectors(&self, fs_blocks: u64) -> Result<u64, GeometryError> {
+        self.thin
+            .blocks_to_sectors(self.worst_case_thin_blocks(fs_blocks))
+    }
+
+    /// The sector range to provision when `len` filesystem blocks from block
+    /// `start` are allocated: `(start sector, length in sectors)`.
+    pub fn extent_sectors(&self, start: u64, len: u64) -> Result<(u64, u64), GeometryError> {
+        let start = start
+            .checked_mul(self.fs_block_sectors)
+            .ok_or(GeometryError::Overflow)?;
+        let len = len
+            .checked_mul(self.fs_block_sectors)
+            .ok_or(GeometryError::Overflow)?;
+        start.checked_add(len).ok_or(GeometryError::Overflow)?;
+        Ok((start, len))
+    }
+}

@@ -1,0 +1,91 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The xfs_thin worst-case policy: whatever blocks a filesystem allocates,
+//! the reservation covers the thin blocks they can newly map.
+
+use proptest::prelude::*;
+use std::collections::BTreeSet;
+use thin_reserve_host::geometry::{BlockSize, GeometryError, MIN_BLOCK_SECTORS};
+use thin_reserve_host::policy::ThinFs;
+
+/// A thin block size (64 KiB..4 MiB), a filesystem block size dividing it
+/// (512 B..64 KiB) and a device of up to 64 thin blocks plus a partial one.
+fn thin_fs() -> impl Strategy<Value = (ThinFs, u64, u64)> {
+    (1..=64u64, 0..=7u32, 1..=64u64, 0..128u64).prop_map(|(thin_mult, fs_shift, blocks, tail)| {
+        let thin = BlockSize::new(thin_mult * MIN_BLOCK_SECTORS).unwrap();
+        let fs = 1u64 << fs_shift;
+        let device = blocks * thin.sectors() + tail / fs * fs;
+        (ThinFs::new(thin, fs, device).unwrap(), fs, device)
+    })
+}
+
+#[test]
+fn refuses_block_sizes_the_model_cannot_cover() {
+    let thin = BlockSize::new(128).unwrap();
+    assert_eq!(
+        ThinFs::new(thin, 0, 1 << 20),
+        Err(GeometryError::NotAligned)
+    );
+    assert_eq!(
+        ThinFs::new(thin, 256, 1 << 20),
+        Err(GeometryError::NotAligned)
+    );
+    assert_eq!(
+        ThinFs::new(thin, 48, 1 << 20),
+        Err(GeometryError::NotAligned)
+    );
+    assert!(ThinFs::new(thin, 8, 1 << 20).is_ok());
+    assert!(ThinFs::new(thin, 128, 1 << 20).is_ok());
+}
+
+proptest! {
+    /// Any set of filesystem blocks maps no more thin blocks than reserved.
+    #[test]
+    fn worst_case_covers_any_placement(
+        (fs, fs_sectors, device) in thin_fs(),
+        picks in prop::collection::vec(any::<u64>(), 0..200),
+    ) {
+        let fs_blocks = device / fs_sectors;
+        prop_assume!(fs_blocks > 0);
+        let chosen: BTreeSet<u64> = picks.iter().map(|p| p % fs_blocks).collect();
+        let touched: BTreeSet<u64> = chosen
+            .iter()
+            .map(|b| b * fs_sectors / fs.thin().sectors())
+            .collect();
+        let n = chosen.len() as u64;
+        prop_assert!(touched.len() as u64 <= fs.worst_case_thin_blocks(n));
+        prop_assert_eq!(
+            fs.worst_case_sectors(n),
+            Ok(fs.worst_case_thin_blocks(n) * fs.thin().sectors())
+        );
+    }
+
+    /// The model is tight: one filesystem block in each of n thin blocks
+    /// really needs n thin blocks, up to the size of the device.
+    #[test]
+    fn worst_case_is_needed((fs, fs_sectors, device) in thin_fs(), n in 0..100u64) {
+        let thin_blocks = device.div_ceil(fs.thin().sectors());
+        let placeable = n.min(thin_blocks);
+        let touched: BTreeSet<u64> = (0..placeable)
+            .map(|t| (t * fs.thin().sectors()) / fs_sectors * fs_sectors / fs.thin().sectors())
+            .collect();
+        prop_assert_eq!(touched.len() as u64, placeable);
+        prop_assert_eq!(fs.worst_case_thin_blocks(n), placeable);
+    }
+
+    #[test]
+    fn extent_sectors_is_exact_or_overflow((fs, fs_sectors, _d) in thin_fs(), start in any::<u64>(), len in any::<u64>()) {
+        let s = u128::from(start) * u128::from(fs_sectors);
+        let l = u128::from(len) * u128::from(fs_sectors);
+        match fs.extent_sectors(start, len) {
+            Ok((a, b)) => {
+                prop_assert_eq!((u128::from(a), u128::from(b)), (s, l));
+                prop_assert!(s + l <= u128::from(u64::MAX));
+            }
+            Err(e) => {
+                prop_assert_eq!(e, GeometryError::Overflow);
+                prop_assert!(s + l > u128::from(u64::MAX));
+            }
+        }
+    }
+}
