@@ -26,7 +26,7 @@ use core::ptr;
 use kernel::bindings;
 use kernel::error::code::{EINVAL, ENOMEM, ENOSPC};
 use kernel::prelude::*;
-use kernel::rbtree::{RBTree, RBTreeNode};
+use kernel::rbtree::{RBTree, RBTreeNodeReservation};
 
 /// Sector/block arithmetic; shared verbatim with the host test crate.
 #[path = "dm_thin_reserve/geometry.rs"]
@@ -145,20 +145,15 @@ unsafe extern "C" fn set(ledger: *mut c_void, dev_id: u32, sectors: u64, free: u
         return 0;
     }
     // Allocate the node first, so that a failure leaves the books untouched.
-    let Ok(node) = RBTreeNode::new(dev_id, ThinReservation::new(), GFP_KERNEL) else {
+    let Ok(node) = RBTreeNodeReservation::new(GFP_KERNEL) else {
         return ENOMEM.to_errno();
     };
-    state.thins.insert(node);
-    let Some(thin) = state.thins.get_mut(&dev_id) else {
-        return EINVAL.to_errno();
-    };
-    match state.ledger.set(thin, blocks, free) {
-        Ok(()) => 0,
-        Err(e) => {
-            state.thins.remove(&dev_id);
-            errno_of_ledger(e)
-        }
+    let mut thin = ThinReservation::new();
+    if let Err(e) = state.ledger.set(&mut thin, blocks, free) {
+        return errno_of_ledger(e);
     }
+    state.thins.insert(node.into_node(dev_id, thin));
+    0
 }
 
 /// `dm_thin_reserve_ops.get`.
