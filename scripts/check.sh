@@ -72,12 +72,17 @@ if [ $cargo_rc != 0 ] || [ $ran = 0 ]; then
 fi
 
 vm_ok=1
-step "build: $flavour kernel tree (cached by inputs)" "$TR_TOP/scripts/kernel.sh" "$flavour" ||
+echo "=== kernel" >>"$log"
+if tree=$("$TR_TOP/scripts/kernel.sh" "$flavour" 2>>"$log"); then
+	result ok "build: $flavour kernel tree (cached by inputs)"
+else
+	result fail "build: $flavour kernel tree (cached by inputs)" "see $log"
+	tail -n 20 "$log" | sed 's/^/#   /'
 	vm_ok=0
+fi
 if [ $vm_ok = 1 ]; then
 	# checkpatch's MAINTAINERS question is a heuristic for new files; the
 	# series' one new header is covered by DEVICE-MAPPER's dm-*.h pattern.
-	tree=$("$TR_TOP/scripts/kernel.sh" "$flavour")
 	cp_out=$(cd "$tree" && for p in "$TR_TOP"/patches/*.patch; do
 		[ -e "$p" ] || continue
 		perl scripts/checkpatch.pl --strict --no-tree -q "$p" 2>&1 |

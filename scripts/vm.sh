@@ -54,11 +54,7 @@ install -m 0755 "$TR_TOP/tools/testing/vm/run-selftests.sh" \
 	install -m 0755 "$TR_TOP/tools/testing/vm/demo.sh" "$opt/"
 find "$build" -name '*.ko' -exec install -m 0644 {} "$opt/modules/" \;
 if [ -n "$extra" ]; then
-	xbuild=$TR_TOP/out/build/extra-$(basename "$extra")-$flavour
-	mkdir -p "$xbuild"
-	cp -p "$extra"/* "$xbuild/"
-	mapfile -t kmake < <(tr_kmake_args)
-	make -s -C "$tree" M="$xbuild" "${kmake[@]}" -j"$(tr_jobs)" >&2
+	xbuild=$("$TR_TOP/scripts/modules.sh" "$flavour" --src "$extra")
 	find "$xbuild" -name '*.ko' -exec install -m 0644 {} "$opt/modules/" \;
 	install -m 0755 "$extra/run.sh" "$opt/extra-run.sh"
 fi
