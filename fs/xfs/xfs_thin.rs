@@ -3,19 +3,32 @@
 //! xfs_thin: XFS reservations backed by thin-pool reservations.
 //!
 //! XFS already refuses to promise more filesystem blocks than it has: every
-//! transaction and every delayed-allocation write reserves blocks from the
+//! transaction and every delayed-allocation write takes blocks out of the
 //! free-block counter first. On a thin volume those blocks may not exist in
-//! the pool. This shim is called from XFS's reservation paths (transaction
-//! reserve, delalloc, the reserve pool), its allocator and its free path,
-//! and turns filesystem reservations into reservations on the underlying
-//! thin pool through the block layer's reservation operations, so XFS
+//! the pool. This module registers a `struct xfs_thin_ops` with XFS (see
+//! `include/linux/xfs_thin.h` in the hook series under `patches/`); XFS
+//! calls it for every promise, every return, every allocation and every
+//! free, and it turns them into reservations and provisioning on the thin
+//! device through the block layer's reservation operations, so that XFS
 //! returns `-ENOSPC` at write time instead of failing writeback later.
 //!
-//! The C call sites will be part of the hook series in `patches/`; today the
-//! module carries the reservation policy (`xfs_thin/policy.rs`, host-tested)
-//! and nothing calls it yet.
+//! The books and the policy are pure and host-tested: `xfs_thin/books.rs`
+//! (what is promised, what the device holds) and `xfs_thin/policy.rs`
+//! (how many thin blocks a promise needs). This file is the kernel glue:
+//! one mutex-protected set of books per mounted filesystem, and the calls
+//! to the block device.
+//!
+//! Every mounted filesystem using the shim holds a reference on this module
+//! (XFS takes it at mount), so it cannot be unloaded under a mount.
 
+use core::ffi::{c_int, c_void};
+use core::pin::Pin;
+use core::ptr::NonNull;
+use kernel::bindings;
+use kernel::error::code::{EINVAL, ENOSPC};
+use kernel::new_mutex;
 use kernel::prelude::*;
+use kernel::sync::Mutex;
 
 /// Sector/block arithmetic, shared with dm_thin_reserve and the host crate.
 #[path = "../../drivers/md/dm_thin_reserve/geometry.rs"]
@@ -26,8 +39,21 @@ pub mod geometry;
 #[path = "xfs_thin/policy.rs"]
 pub mod policy;
 
+/// The books of one filesystem; shared verbatim with the host test crate.
+#[path = "xfs_thin/books.rs"]
+pub mod books;
+
+use books::{Books, DeviceError, Refusal, ReservationDevice};
+use geometry::BlockSize;
+use policy::ThinFs;
+
 /// Version of this shim, printed at load so test logs say what ran.
-const VERSION: &str = "0.1.0";
+const VERSION: &str = "0.2.0";
+
+/// How long to wait for a suspended device (a table reload, `lvextend`)
+/// before giving up on a call: 10 ms steps, 30 s in all.
+const SUSPENDED_RETRY_MS: u32 = 10;
+const SUSPENDED_RETRIES: u32 = 3000;
 
 module! {
     type: XfsThin,
@@ -37,17 +63,330 @@ module! {
     license: "GPL",
 }
 
-struct XfsThin;
+/// The data device of a mounted XFS, for its reservation operations.
+#[derive(Clone, Copy)]
+struct ThinDevice {
+    bdev: NonNull<bindings::block_device>,
+}
+
+// SAFETY: The block device stays open for as long as the filesystem is
+// mounted, which outlives every `ThinDevice` (they live in the mount's
+// books), and the block layer's reservation functions may be called from
+// any thread.
+unsafe impl Send for ThinDevice {}
+// SAFETY: See `Send`; the pointer is only passed to thread-safe functions.
+unsafe impl Sync for ThinDevice {}
+
+impl ThinDevice {
+    /// The device as `major:minor`, for log lines.
+    fn dev(&self) -> (u32, u32) {
+        // SAFETY: `bdev` is valid for the life of the mount (see `Send`).
+        let dev = unsafe { (*self.bdev.as_ptr()).bd_dev };
+        (dev >> 20, dev & ((1 << 20) - 1))
+    }
+
+    /// Calls `op` until the device is not suspended any more, or gives up.
+    fn retry_suspended(mut op: impl FnMut() -> c_int) -> c_int {
+        let mut ret = op();
+        let mut tries = 0;
+        while ret == -(bindings::EAGAIN as c_int) && tries < SUSPENDED_RETRIES {
+            // SAFETY: Called from process context (XFS's contract for these
+            // operations), where sleeping is allowed.
+            unsafe { bindings::msleep(SUSPENDED_RETRY_MS) };
+            tries += 1;
+            ret = op();
+        }
+        ret
+    }
+}
+
+fn device_error(ret: c_int) -> DeviceError {
+    if ret == ENOSPC.to_errno() {
+        DeviceError::NoSpace
+    } else {
+        DeviceError::Failed(ret)
+    }
+}
+
+impl ReservationDevice for ThinDevice {
+    fn set_reserved(&mut self, sectors: u64) -> Result<(), DeviceError> {
+        let ret = Self::retry_suspended(|| {
+            // SAFETY: `bdev` is valid for the life of the mount.
+            unsafe { bindings::bdev_set_reserved_space(self.bdev.as_ptr(), sectors) }
+        });
+        match ret {
+            0 => Ok(()),
+            ret => Err(device_error(ret)),
+        }
+    }
+
+    fn provision(&mut self, start: u64, len: u64) -> (u64, Result<(), DeviceError>) {
+        let mut mapped: u64 = 0;
+        let ret = Self::retry_suspended(|| {
+            // SAFETY: `bdev` is valid for the life of the mount and
+            // `mapped` is a writable `sector_t`.
+            unsafe { bindings::bdev_provision(self.bdev.as_ptr(), start, len, &mut mapped) }
+        });
+        match ret {
+            0 => (mapped, Ok(())),
+            ret => (mapped, Err(device_error(ret))),
+        }
+    }
+}
+
+/// One mounted filesystem: XFS's `m_thin`.
+#[pin_data]
+struct ThinMount {
+    dev: ThinDevice,
+    #[pin]
+    books: Mutex<Books>,
+}
+
+impl ThinMount {
+    /// Runs `f` on the books, with a device handle, under the mount's mutex.
+    fn with<R>(&self, f: impl FnOnce(&mut Books, &mut ThinDevice) -> R) -> R {
+        let mut dev = self.dev;
+        let mut books = self.books.lock();
+        f(&mut books, &mut dev)
+    }
+}
+
+/// Turns XFS's `m_thin` back into the mount.
+///
+/// # Safety
+///
+/// `thin` must come from [`mount`] and not yet be passed to [`unmount`].
+unsafe fn thin_mount<'a>(thin: *mut c_void) -> &'a ThinMount {
+    // SAFETY: Per this function's contract the pointer is a live, pinned
+    // `ThinMount` from `KBox::into_raw`; only shared references are made.
+    unsafe { &*thin.cast::<ThinMount>() }
+}
+
+/// `xfs_thin_ops.mount`.
+///
+/// # Safety
+///
+/// Called by XFS only, with a valid open `bdev`, a valid `geo` and a
+/// writable `thin`.
+unsafe extern "C" fn mount(
+    bdev: *mut bindings::block_device,
+    geo: *const bindings::xfs_thin_geometry,
+    thin: *mut *mut c_void,
+) -> c_int {
+    let Some(bdev) = NonNull::new(bdev) else {
+        return EINVAL.to_errno();
+    };
+    // SAFETY: XFS passes a valid geometry for the duration of the call.
+    let geo = unsafe { &*geo };
+    let fs = match BlockSize::new(geo.thin_block_sectors)
+        .and_then(|thin| ThinFs::new(thin, geo.fs_block_sectors, geo.fs_sectors))
+    {
+        Ok(fs) => fs,
+        Err(e) => {
+            pr_info!(
+                "thin block {} sectors, filesystem block {} sectors: {}\n",
+                geo.thin_block_sectors,
+                geo.fs_block_sectors,
+                e.errno_name()
+            );
+            return EINVAL.to_errno();
+        }
+    };
+    let mut dev = ThinDevice { bdev };
+    let mut books = Books::new(fs, geo.agcount);
+    if let Err(e) = books.open(&mut dev) {
+        let ret = match e {
+            DeviceError::NoSpace => ENOSPC.to_errno(),
+            DeviceError::Failed(ret) => ret,
+        };
+        return ret;
+    }
+    let (major, minor) = dev.dev();
+    let mounted = KBox::pin_init(
+        pin_init!(ThinMount {
+            dev,
+            books <- new_mutex!(books, "xfs_thin::ThinMount::books"),
+        }),
+        GFP_KERNEL,
+    );
+    let mounted = match mounted {
+        Ok(mounted) => mounted,
+        Err(e) => {
+            // Nothing refers to the reservation yet: give it back.
+            let _ = books::Books::new(fs, geo.agcount).close(&mut dev);
+            return e.to_errno();
+        }
+    };
+    {
+        let books = mounted.books.lock();
+        pr_info!(
+            "{}:{}: reserving, thin block {} sectors, fs block {} sectors, allowance {} thin blocks, {} held\n",
+            major,
+            minor,
+            fs.thin().sectors(),
+            geo.fs_block_sectors,
+            books.allowance(),
+            books.held()
+        );
+    }
+    // SAFETY: XFS keeps the pointer until `unmount` and never moves what it
+    // points to; `unmount` turns it back into the pinned box.
+    let raw = KBox::into_raw(unsafe { Pin::into_inner_unchecked(mounted) });
+    // SAFETY: XFS passes a writable pointer.
+    unsafe { thin.write(raw.cast()) };
+    0
+}
+
+/// `xfs_thin_ops.unmount`.
+///
+/// # Safety
+///
+/// Called by XFS only, once per pointer from [`mount`], when no other
+/// operation can run on it.
+unsafe extern "C" fn unmount(thin: *mut c_void) {
+    // SAFETY: XFS passes what `mount` stored, once, when nothing else uses it.
+    let mounted = unsafe { KBox::from_raw(thin.cast::<ThinMount>()) };
+    let (major, minor) = mounted.dev.dev();
+    let (left, closed, stats) = mounted.with(|books, dev| {
+        let (left, closed) = books.close(dev);
+        (left, closed, books.stats())
+    });
+    if left != 0 || stats.drift != 0 {
+        pr_warn!(
+            "{}:{}: accounting drift: {} blocks still promised at unmount, {} blocks of drift\n",
+            major,
+            minor,
+            left,
+            stats.drift
+        );
+    }
+    if let Err(e) = closed {
+        pr_warn!(
+            "{}:{}: releasing the reservation failed: {:?}\n",
+            major,
+            minor,
+            e
+        );
+    }
+    pr_info!(
+        "{}:{}: released; {} promises refused, {} thin blocks provisioned, {} provision failures\n",
+        major,
+        minor,
+        stats.refused,
+        stats.provisioned,
+        stats.provision_failures
+    );
+    drop(mounted);
+}
+
+/// `xfs_thin_ops.reserve`.
+///
+/// # Safety
+///
+/// Called by XFS only, with a pointer from [`mount`], in process context.
+unsafe extern "C" fn reserve(thin: *mut c_void, blocks: u64, rsvd: bool) -> c_int {
+    // SAFETY: Per the contract, `thin` is a live mount.
+    let mounted = unsafe { thin_mount(thin) };
+    match mounted.with(|books, dev| books.reserve(dev, blocks, rsvd)) {
+        Ok(()) => 0,
+        Err(Refusal::NoSpace) => ENOSPC.to_errno(),
+        Err(Refusal::Overflow) => -(bindings::EOVERFLOW as c_int),
+    }
+}
+
+/// `xfs_thin_ops.unreserve`.
+///
+/// # Safety
+///
+/// Called by XFS only, with a pointer from [`mount`], in process context.
+unsafe extern "C" fn unreserve(thin: *mut c_void, blocks: u64) {
+    // SAFETY: Per the contract, `thin` is a live mount.
+    let mounted = unsafe { thin_mount(thin) };
+    mounted.with(|books, dev| books.unreserve(dev, blocks));
+}
+
+/// `xfs_thin_ops.allocated`.
+///
+/// # Safety
+///
+/// Called by XFS only, with a pointer from [`mount`], in process context.
+unsafe extern "C" fn allocated(thin: *mut c_void, daddr: u64, blocks: u64, from_reservation: u64) {
+    // SAFETY: Per the contract, `thin` is a live mount.
+    let mounted = unsafe { thin_mount(thin) };
+    let (result, failures) = mounted.with(|books, dev| {
+        let result = books.allocated(dev, daddr, blocks, from_reservation);
+        (result, books.stats().provision_failures)
+    });
+    if let Err(e) = result {
+        // Log the first failure of a mount; unmount reports the count.
+        if failures == 1 {
+            let (major, minor) = mounted.dev.dev();
+            pr_warn!(
+                "{}:{}: provisioning {} blocks at sector {} failed: {:?}; writes there may fail\n",
+                major,
+                minor,
+                blocks,
+                daddr,
+                e
+            );
+        }
+    }
+}
+
+/// `xfs_thin_ops.freed`.
+///
+/// # Safety
+///
+/// Called by XFS only, with a pointer from [`mount`].
+unsafe extern "C" fn freed(thin: *mut c_void, blocks: u64) {
+    // SAFETY: Per the contract, `thin` is a live mount.
+    let mounted = unsafe { thin_mount(thin) };
+    mounted.with(|books, _dev| books.freed(blocks));
+}
+
+/// The operations table registered with XFS.
+struct Registration(KBox<bindings::xfs_thin_ops>);
+
+// SAFETY: The table is written once in `init`, then only read (by XFS); its
+// raw `owner` pointer is the module itself, valid as long as we are.
+unsafe impl Send for Registration {}
+// SAFETY: See `Send`: shared references only ever read it.
+unsafe impl Sync for Registration {}
+
+struct XfsThin {
+    ops: Registration,
+}
 
 impl kernel::Module for XfsThin {
-    fn init(_module: &'static ThisModule) -> Result<Self> {
+    fn init(module: &'static ThisModule) -> Result<Self> {
+        let ops = KBox::new(
+            bindings::xfs_thin_ops {
+                owner: module.as_ptr(),
+                mount: Some(mount),
+                unmount: Some(unmount),
+                reserve: Some(reserve),
+                unreserve: Some(unreserve),
+                allocated: Some(allocated),
+                freed: Some(freed),
+            },
+            GFP_KERNEL,
+        )?;
+        // SAFETY: The table is heap-allocated and outlives the registration:
+        // `drop` unregisters before it is freed.
+        kernel::error::to_result(unsafe { bindings::xfs_thin_register(&*ops) })?;
         pr_info!("XFS thin-pool reservation shim {} loaded\n", VERSION);
-        Ok(XfsThin)
+        Ok(XfsThin {
+            ops: Registration(ops),
+        })
     }
 }
 
 impl Drop for XfsThin {
     fn drop(&mut self) {
+        // SAFETY: Registered in `init`. Module exit only runs when no
+        // filesystem uses the shim (each holds a module reference), so XFS
+        // calls none of the operations any more.
+        unsafe { bindings::xfs_thin_unregister(&*self.ops.0) };
         pr_info!("XFS thin-pool reservation shim {} unloaded\n", VERSION);
     }
 }

@@ -71,16 +71,28 @@ impl ThinFs {
             .blocks_to_sectors(self.worst_case_thin_blocks(fs_blocks))
     }
 
-    /// The sector range to provision when `len` filesystem blocks from block
-    /// `start` are allocated: `(start sector, length in sectors)`.
-    pub fn extent_sectors(&self, start: u64, len: u64) -> Result<(u64, u64), GeometryError> {
-        let start = start
+    /// The sector range to provision when `blocks` filesystem blocks from
+    /// sector `daddr` are allocated: `(start sector, length in sectors)`.
+    pub fn extent_sectors(&self, daddr: u64, blocks: u64) -> Result<(u64, u64), GeometryError> {
+        let len = blocks
             .checked_mul(self.fs_block_sectors)
             .ok_or(GeometryError::Overflow)?;
-        let len = len
-            .checked_mul(self.fs_block_sectors)
-            .ok_or(GeometryError::Overflow)?;
-        start.checked_add(len).ok_or(GeometryError::Overflow)?;
-        Ok((start, len))
+        daddr.checked_add(len).ok_or(GeometryError::Overflow)?;
+        Ok((daddr, len))
+    }
+
+    /// Thin blocks held beyond the worst case for the filesystem's promises:
+    /// metadata XFS allocates without promising blocks first (free-list
+    /// refills, per-AG btree reservations) and reserve-pool transactions
+    /// near a full pool. Each allocation group refills its own free list,
+    /// hence the per-AG part.
+    pub fn metadata_allowance(&self, agcount: u32) -> u64 {
+        METADATA_ALLOWANCE_BASE + METADATA_ALLOWANCE_PER_AG * u64::from(agcount)
     }
 }
+
+/// Thin blocks of metadata allowance every filesystem gets.
+pub const METADATA_ALLOWANCE_BASE: u64 = 16;
+
+/// Thin blocks of metadata allowance per allocation group.
+pub const METADATA_ALLOWANCE_PER_AG: u64 = 4;

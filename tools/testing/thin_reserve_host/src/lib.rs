@@ -16,3 +16,6 @@ pub mod ledger;
 
 #[path = "../../../../fs/xfs/xfs_thin/policy.rs"]
 pub mod policy;
+
+#[path = "../../../../fs/xfs/xfs_thin/books.rs"]
+pub mod books;

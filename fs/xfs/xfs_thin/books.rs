@@ -1,0 +1,285 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The books of one filesystem on a thin device: which filesystem blocks
+//! are promised and not yet allocated, and how much of the pool the device
+//! holds for them. `no_std` and free of kernel dependencies, so the
+//! accounting is property-tested on the host against a model pool.
+//!
+//! # What XFS reports, and what it means here
+//!
+//! * [`Books::reserve`]: free blocks leave XFS's free pool to back a promise
+//!   (a transaction's block reservation, a delayed allocation). They may be
+//!   allocated later without asking again, so the device must hold the worst
+//!   case for them ([`ThinFs::worst_case_thin_blocks`]) before XFS may take
+//!   them. This is the one call that can refuse (`-ENOSPC` to the writer).
+//! * [`Books::unreserve`]: blocks return to the free pool: unused parts of
+//!   promises, and freed blocks as their transaction commits.
+//! * [`Books::allocated`]: an extent was allocated. It is provisioned on the
+//!   device at once, so writing it can no longer need new pool space, and
+//!   the promised blocks it used are no longer promised.
+//! * [`Books::freed`]: allocated blocks were freed; their transaction will
+//!   hand them to [`Books::unreserve`] when it commits, so they count as
+//!   promised until then.
+//!
+//! The device's reservation is set as an absolute value, so the books never
+//! drift from the device by accumulating deltas: whatever happened, the next
+//! call states the whole truth again.
+//!
+//! # The metadata allowance
+//!
+//! Some metadata is allocated without a promise first (free-list refills,
+//! per-AG btree reservations), and transactions allowed into XFS's reserve
+//! pool must not fail when the pool is full. The device holds a fixed
+//! allowance of thin blocks beyond the worst case for them
+//! ([`ThinFs::metadata_allowance`]); provisioning such metadata draws on it
+//! and every later call tops it up while the pool has room.
+
+use super::geometry::GeometryError;
+use super::policy::ThinFs;
+
+/// Thin blocks to ask for beyond what is needed when the reservation must
+/// grow, so that a stream of small promises does not call the device for
+/// each one. A refusal is retried for the exact need, so this never makes
+/// ENOSPC come earlier.
+pub const GROW_HEADROOM: u64 = 16;
+
+/// Why the device did not do what was asked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeviceError {
+    /// The pool cannot back it.
+    NoSpace,
+    /// Anything else, as a negative errno.
+    Failed(i32),
+}
+
+/// A device with block reservations, as the books use it.
+pub trait ReservationDevice {
+    /// Sets the device's reservation to exactly `sectors`.
+    fn set_reserved(&mut self, sectors: u64) -> Result<(), DeviceError>;
+
+    /// Provisions `[start, start + len)` in sectors. Returns the sectors
+    /// newly mapped, also on failure (part of the range may be mapped).
+    fn provision(&mut self, start: u64, len: u64) -> (u64, Result<(), DeviceError>);
+}
+
+/// Why a promise was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// The pool cannot back the promise.
+    NoSpace,
+    /// The promise does not fit in the arithmetic: a caller bug.
+    Overflow,
+}
+
+/// Counters for the log at unmount, and for tests.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Promises refused.
+    pub refused: u64,
+    /// Thin blocks newly mapped by provisioning.
+    pub provisioned: u64,
+    /// Provisions that failed: writes there may fail. Should stay zero.
+    pub provision_failures: u64,
+    /// Filesystem blocks reported returned or allocated beyond what was
+    /// promised: an accounting bug in the callers. Should stay zero.
+    pub drift: u64,
+}
+
+/// The books of one filesystem.
+#[derive(Clone, Debug)]
+pub struct Books {
+    fs: ThinFs,
+    allowance: u64,
+    /// Filesystem blocks promised and not yet allocated.
+    promised: u64,
+    /// Thin blocks the device holds for this filesystem, as far as we know.
+    held: u64,
+    stats: Stats,
+}
+
+impl Books {
+    /// Books for `fs` with `agcount` allocation groups; nothing held yet.
+    pub fn new(fs: ThinFs, agcount: u32) -> Self {
+        Self {
+            fs,
+            allowance: fs.metadata_allowance(agcount),
+            promised: 0,
+            held: 0,
+            stats: Stats::default(),
+        }
+    }
+
+    /// Starts the books: asks the device for the metadata allowance. A full
+    /// pool is not an error (the filesystem must mount so that files can be
+    /// deleted); promises are refused until the pool has room again.
+    pub fn open(&mut self, dev: &mut impl ReservationDevice) -> Result<(), DeviceError> {
+        match self.set(dev, self.allowance) {
+            Ok(()) | Err(DeviceError::NoSpace) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Ends the books: gives everything back. Returns the filesystem blocks
+    /// still promised, which should be none.
+    pub fn close(&mut self, dev: &mut impl ReservationDevice) -> (u64, Result<(), DeviceError>) {
+        let left = self.promised;
+        self.promised = 0;
+        (left, self.set(dev, 0))
+    }
+
+    /// The thin blocks the device must hold while `promised` filesystem
+    /// blocks are promised.
+    fn target(&self, promised: u64) -> Option<u64> {
+        self.fs
+            .worst_case_thin_blocks(promised)
+            .checked_add(self.allowance)
+    }
+
+    /// Sets the device's reservation to `blocks` thin blocks; `held` follows
+    /// only on success.
+    fn set(&mut self, dev: &mut impl ReservationDevice, blocks: u64) -> Result<(), DeviceError> {
+        let sectors = self
+            .fs
+            .thin()
+            .blocks_to_sectors(blocks)
+            .map_err(|_| DeviceError::NoSpace)?;
+        dev.set_reserved(sectors)?;
+        self.held = blocks;
+        Ok(())
+    }
+
+    /// `blocks` free filesystem blocks are to back a promise. `rsvd` marks
+    /// transactions XFS lets into its reserve pool; they may use the
+    /// metadata allowance when the pool is full.
+    pub fn reserve(
+        &mut self,
+        dev: &mut impl ReservationDevice,
+        blocks: u64,
+        rsvd: bool,
+    ) -> Result<(), Refusal> {
+        if blocks == 0 {
+            return Ok(());
+        }
+        let Some(promised) = self.promised.checked_add(blocks) else {
+            self.stats.refused += 1;
+            return Err(Refusal::Overflow);
+        };
+        let Some(need) = self.target(promised) else {
+            self.stats.refused += 1;
+            return Err(Refusal::Overflow);
+        };
+        if need <= self.held
+            || self.set(dev, need.saturating_add(GROW_HEADROOM)).is_ok()
+            || self.set(dev, need).is_ok()
+            || (rsvd && self.fs.worst_case_thin_blocks(promised) <= self.held)
+        {
+            self.promised = promised;
+            return Ok(());
+        }
+        self.stats.refused += 1;
+        Err(Refusal::NoSpace)
+    }
+
+    /// `blocks` promised filesystem blocks return to the free pool.
+    pub fn unreserve(&mut self, dev: &mut impl ReservationDevice, blocks: u64) {
+        self.forget(blocks);
+        self.settle(dev);
+    }
+
+    /// `blocks` filesystem blocks from sector `daddr` were allocated,
+    /// `from_promise` of them out of promised blocks.
+    pub fn allocated(
+        &mut self,
+        dev: &mut impl ReservationDevice,
+        daddr: u64,
+        blocks: u64,
+        from_promise: u64,
+    ) -> Result<(), DeviceError> {
+        let result = match self.fs.extent_sectors(daddr, blocks) {
+            Ok((start, len)) => {
+                let (mapped, result) = dev.provision(start, len);
+                // The device charges what it maps to our reservation first.
+                let mapped = self
+                    .fs
+                    .thin()
+                    .covering_blocks(0, mapped)
+                    .map_or(u64::MAX, |r| r.count);
+                self.held = self.held.saturating_sub(mapped);
+                self.stats.provisioned = self.stats.provisioned.saturating_add(mapped);
+                result
+            }
+            Err(GeometryError::Overflow | GeometryError::NotAligned) => {
+                Err(DeviceError::Failed(OVERFLOW_ERRNO))
+            }
+        };
+        if result.is_err() {
+            self.stats.provision_failures += 1;
+        }
+        self.forget(from_promise.min(blocks));
+        if from_promise > blocks {
+            self.stats.drift = self.stats.drift.saturating_add(from_promise - blocks);
+        }
+        self.settle(dev);
+        result
+    }
+
+    /// `blocks` allocated filesystem blocks were freed; they return through
+    /// [`Books::unreserve`] when their transaction commits.
+    pub fn freed(&mut self, blocks: u64) {
+        match self.promised.checked_add(blocks) {
+            Some(promised) => self.promised = promised,
+            None => {
+                self.stats.drift = self.stats.drift.saturating_add(blocks);
+                self.promised = u64::MAX;
+            }
+        }
+    }
+
+    /// Stops counting `blocks` as promised.
+    fn forget(&mut self, blocks: u64) {
+        match self.promised.checked_sub(blocks) {
+            Some(promised) => self.promised = promised,
+            None => {
+                self.stats.drift = self.stats.drift.saturating_add(blocks - self.promised);
+                self.promised = 0;
+            }
+        }
+    }
+
+    /// Brings the device's reservation back towards the target: tops up
+    /// what provisioning drew on, gives back what is no longer needed.
+    /// Failures leave the books as they were; the next call tries again.
+    fn settle(&mut self, dev: &mut impl ReservationDevice) {
+        let Some(need) = self.target(self.promised) else {
+            return;
+        };
+        if self.held < need {
+            let _ = self.set(dev, need);
+        } else if self.held - need > 2 * GROW_HEADROOM {
+            let _ = self.set(dev, need.saturating_add(GROW_HEADROOM));
+        }
+    }
+
+    /// Filesystem blocks promised and not yet allocated.
+    pub fn promised(&self) -> u64 {
+        self.promised
+    }
+
+    /// Thin blocks the device holds for this filesystem, as far as we know.
+    pub fn held(&self) -> u64 {
+        self.held
+    }
+
+    /// The thin blocks held beyond the worst case for promises.
+    pub fn allowance(&self) -> u64 {
+        self.allowance
+    }
+
+    /// Counters for logs and tests.
+    pub fn stats(&self) -> Stats {
+        self.stats
+    }
+}
+
+/// `-EOVERFLOW`, for extents beyond the arithmetic.
+const OVERFLOW_ERRNO: i32 = -75;

@@ -1,0 +1,342 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The xfs_thin books against a model thin pool and a model filesystem:
+//! whatever XFS promises, allocates and frees, allocations of promised
+//! blocks are always provisioned, refusals happen only when the pool really
+//! cannot back the promise, and unmount gives everything back.
+
+use proptest::prelude::*;
+use std::collections::BTreeSet;
+use thin_reserve_host::books::{Books, DeviceError, Refusal, ReservationDevice, GROW_HEADROOM};
+use thin_reserve_host::geometry::{BlockSize, MIN_BLOCK_SECTORS};
+use thin_reserve_host::policy::ThinFs;
+
+/// One thin device alone in a pool of `capacity` thin blocks.
+#[derive(Debug)]
+struct ModelPool {
+    thin_sectors: u64,
+    capacity: u64,
+    mapped: BTreeSet<u64>,
+    /// Our reservation, in thin blocks.
+    reserved: u64,
+}
+
+impl ModelPool {
+    fn free(&self) -> u64 {
+        self.capacity - self.mapped.len() as u64
+    }
+}
+
+impl ReservationDevice for ModelPool {
+    fn set_reserved(&mut self, sectors: u64) -> Result<(), DeviceError> {
+        assert_eq!(sectors % self.thin_sectors, 0, "partial thin block");
+        let blocks = sectors / self.thin_sectors;
+        if blocks > self.free() {
+            return Err(DeviceError::NoSpace);
+        }
+        self.reserved = blocks;
+        Ok(())
+    }
+
+    fn provision(&mut self, start: u64, len: u64) -> (u64, Result<(), DeviceError>) {
+        let first = start / self.thin_sectors;
+        let end = (start + len).div_ceil(self.thin_sectors);
+        let mut mapped = 0;
+        for block in first..end {
+            if self.mapped.contains(&block) {
+                continue;
+            }
+            if self.reserved > 0 {
+                self.reserved -= 1;
+            } else if self.free() == 0 {
+                return (mapped, Err(DeviceError::NoSpace));
+            }
+            self.mapped.insert(block);
+            mapped += self.thin_sectors;
+        }
+        (mapped, Ok(()))
+    }
+}
+
+#[derive(Clone, Debug)]
+enum Op {
+    Reserve(u64, bool),
+    Unreserve(u64),
+    /// Allocate up to n promised blocks, scattered by the seed.
+    Allocate(u64, u64),
+    /// Free up to n allocated blocks and commit.
+    Free(u64, u64),
+    /// Discard every thin block no allocated filesystem block lives in.
+    Discard,
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        (1..40u64, any::<bool>()).prop_map(|(n, r)| Op::Reserve(n, r)),
+        (1..40u64).prop_map(Op::Unreserve),
+        (1..40u64, any::<u64>()).prop_map(|(n, s)| Op::Allocate(n, s)),
+        (1..40u64, any::<u64>()).prop_map(|(n, s)| Op::Free(n, s)),
+        Just(Op::Discard),
+    ]
+}
+
+struct World {
+    fs: ThinFs,
+    fs_sectors: u64,
+    fs_blocks: u64,
+    pool: ModelPool,
+    books: Books,
+    /// Blocks XFS may still allocate without asking: what it promised.
+    budget: u64,
+    allocated: BTreeSet<u64>,
+}
+
+impl World {
+    fn new(thin_mult: u64, fs_shift: u32, device_thin: u64, capacity: u64, agcount: u32) -> Self {
+        let thin = BlockSize::new(thin_mult * MIN_BLOCK_SECTORS).unwrap();
+        let fs_sectors = 1u64 << fs_shift;
+        let device = device_thin * thin.sectors();
+        let fs = ThinFs::new(thin, fs_sectors, device).unwrap();
+        let mut pool = ModelPool {
+            thin_sectors: thin.sectors(),
+            capacity,
+            mapped: BTreeSet::new(),
+            reserved: 0,
+        };
+        let mut books = Books::new(fs, agcount);
+        books.open(&mut pool).unwrap();
+        World {
+            fs,
+            fs_sectors,
+            fs_blocks: device / fs_sectors,
+            pool,
+            books,
+            budget: 0,
+            allocated: BTreeSet::new(),
+        }
+    }
+
+    /// Allocates `blocks` (sorted) as XFS would: one call per contiguous run.
+    fn allocate(&mut self, blocks: &[u64], from_promise: bool) -> Result<(), DeviceError> {
+        let mut i = 0;
+        while i < blocks.len() {
+            let mut j = i + 1;
+            while j < blocks.len() && blocks[j] == blocks[j - 1] + 1 {
+                j += 1;
+            }
+            let run = (j - i) as u64;
+            self.allocated.extend(&blocks[i..j]);
+            let from = if from_promise { run } else { 0 };
+            self.books
+                .allocated(&mut self.pool, blocks[i] * self.fs_sectors, run, from)?;
+            i = j;
+        }
+        Ok(())
+    }
+
+    fn pick_free(&self, n: u64, seed: u64) -> Vec<u64> {
+        let mut picked = BTreeSet::new();
+        let mut x = seed | 1;
+        let mut tries = 0;
+        while (picked.len() as u64) < n && tries < 10 * n + 100 {
+            // xorshift: scattered, reproducible placement.
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let b = if seed % 2 == 0 {
+                x % self.fs_blocks
+            } else {
+                (seed / 2 + tries) % self.fs_blocks
+            };
+            if !self.allocated.contains(&b) {
+                picked.insert(b);
+            }
+            tries += 1;
+        }
+        picked.into_iter().collect()
+    }
+
+    fn apply(&mut self, op: &Op) -> Result<(), TestCaseError> {
+        match *op {
+            Op::Reserve(n, rsvd) => {
+                let need = self.fs.worst_case_thin_blocks(self.budget + n) + self.books.allowance();
+                match self.books.reserve(&mut self.pool, n, rsvd) {
+                    Ok(()) => self.budget += n,
+                    Err(Refusal::NoSpace) => {
+                        prop_assert!(
+                            !rsvd
+                                || self.fs.worst_case_thin_blocks(self.budget + n)
+                                    > self.books.held()
+                        );
+                        prop_assert!(
+                            self.pool.free() < need,
+                            "refused {} blocks with {} free thin blocks for a need of {}",
+                            n,
+                            self.pool.free(),
+                            need
+                        );
+                    }
+                    Err(Refusal::Overflow) => prop_assert!(false, "overflow on small numbers"),
+                }
+            }
+            Op::Unreserve(n) => {
+                let n = n.min(self.budget);
+                self.budget -= n;
+                self.books.unreserve(&mut self.pool, n);
+            }
+            Op::Allocate(n, seed) => {
+                let blocks = self.pick_free(n.min(self.budget), seed);
+                self.budget -= blocks.len() as u64;
+                let result = self.allocate(&blocks, true);
+                prop_assert_eq!(result, Ok(()), "a promised allocation was not provisioned");
+            }
+            Op::Free(n, seed) => {
+                let victims: Vec<u64> = self
+                    .allocated
+                    .iter()
+                    .copied()
+                    .skip((seed % 7) as usize)
+                    .take(n as usize)
+                    .collect();
+                for b in &victims {
+                    self.allocated.remove(b);
+                }
+                let n = victims.len() as u64;
+                self.books.freed(n);
+                // The transaction commits: the blocks return to the free pool.
+                self.books.unreserve(&mut self.pool, n);
+            }
+            Op::Discard => {
+                let per_thin = self.pool.thin_sectors / self.fs_sectors;
+                let in_use: BTreeSet<u64> = self.allocated.iter().map(|b| b / per_thin).collect();
+                self.pool.mapped.retain(|t| in_use.contains(t));
+            }
+        }
+        // The books know what the device holds, and it covers the promises.
+        prop_assert_eq!(self.books.held(), self.pool.reserved);
+        prop_assert_eq!(self.books.promised(), self.budget);
+        prop_assert!(self.books.held() >= self.fs.worst_case_thin_blocks(self.budget));
+        prop_assert_eq!(self.books.stats().drift, 0);
+        Ok(())
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    /// Promised allocations are always provisioned, refusals are honest, and
+    /// unmount leaves nothing reserved and nothing promised.
+    #[test]
+    fn promises_are_kept_and_released(
+        thin_mult in 1..=16u64,
+        fs_shift in 0..=7u32,
+        device_thin in 1..400u64,
+        capacity in 0..300u64,
+        agcount in 1..8u32,
+        ops in prop::collection::vec(op(), 0..120),
+    ) {
+        prop_assume!((thin_mult * MIN_BLOCK_SECTORS) % (1 << fs_shift) == 0);
+        let mut w = World::new(thin_mult, fs_shift, device_thin, capacity, agcount);
+        for op in &ops {
+            w.apply(op)?;
+        }
+        // Unmount: XFS returns what it still promised, then the books close.
+        let rest = w.budget;
+        w.budget = 0;
+        w.books.unreserve(&mut w.pool, rest);
+        let (left, result) = w.books.close(&mut w.pool);
+        prop_assert_eq!(left, 0);
+        prop_assert_eq!(result, Ok(()));
+        prop_assert_eq!(w.pool.reserved, 0);
+        prop_assert_eq!(w.books.stats().provision_failures, 0);
+    }
+
+    /// The device never holds much more than the promises need.
+    #[test]
+    fn does_not_hoard(
+        ops in prop::collection::vec(op(), 0..120),
+    ) {
+        let mut w = World::new(1, 3, 4096, 4096, 4);
+        for op in &ops {
+            w.apply(op)?;
+            let need = w.fs.worst_case_thin_blocks(w.budget) + w.books.allowance();
+            prop_assert!(w.books.held() <= need + 2 * GROW_HEADROOM);
+        }
+    }
+
+    /// Metadata allocated without a promise draws on the allowance; within
+    /// it, promised allocations still never fail, and the allowance is
+    /// topped up again once the pool has room.
+    #[test]
+    fn metadata_within_the_allowance_is_safe(
+        meta in 1..20u64,
+        seed in any::<u64>(),
+        ops in prop::collection::vec(op(), 0..80),
+    ) {
+        let mut w = World::new(1, 3, 1024, 600, 1);
+        prop_assume!(meta <= w.books.allowance());
+        for op in &ops {
+            w.apply(op)?;
+        }
+        let blocks = w.pick_free(meta, seed);
+        prop_assert_eq!(w.allocate(&blocks, false), Ok(()));
+        prop_assert!(w.books.held() >= w.fs.worst_case_thin_blocks(w.budget));
+        // Whatever remains promised can still be allocated.
+        let blocks = w.pick_free(w.budget, seed.rotate_left(7));
+        w.budget -= blocks.len() as u64;
+        prop_assert_eq!(w.allocate(&blocks, true), Ok(()));
+    }
+}
+
+#[test]
+fn a_full_pool_still_mounts_and_refuses_promises() {
+    let mut w = World::new(1, 3, 1024, 0, 4);
+    assert_eq!(w.books.held(), 0);
+    assert_eq!(
+        w.books.reserve(&mut w.pool, 1, false),
+        Err(Refusal::NoSpace)
+    );
+    assert_eq!(w.books.reserve(&mut w.pool, 1, true), Err(Refusal::NoSpace));
+    // Zero blocks is always fine.
+    assert_eq!(w.books.reserve(&mut w.pool, 0, false), Ok(()));
+}
+
+#[test]
+fn reserve_pool_transactions_may_use_the_allowance() {
+    // Pool exactly as large as the allowance plus four blocks.
+    let fs = ThinFs::new(BlockSize::new(128).unwrap(), 8, 128 * 1024).unwrap();
+    let allowance = fs.metadata_allowance(1);
+    let mut w = World::new(1, 3, 1024, allowance + 4, 1);
+    assert_eq!(w.books.reserve(&mut w.pool, 4, false), Ok(()));
+    w.budget += 4;
+    assert_eq!(
+        w.books.reserve(&mut w.pool, 1, false),
+        Err(Refusal::NoSpace)
+    );
+    assert_eq!(w.books.reserve(&mut w.pool, 1, true), Ok(()));
+    w.budget += 1;
+    assert!(w.books.held() >= fs.worst_case_thin_blocks(w.budget));
+}
+
+#[test]
+fn huge_promises_are_refused_not_wrapped() {
+    let mut w = World::new(1, 3, 1024, 1024, 4);
+    assert_eq!(
+        w.books.reserve(&mut w.pool, u64::MAX, false),
+        Err(Refusal::NoSpace)
+    );
+    assert_eq!(w.books.reserve(&mut w.pool, 10, false), Ok(()));
+    assert_eq!(
+        w.books.reserve(&mut w.pool, u64::MAX, false),
+        Err(Refusal::Overflow)
+    );
+    assert_eq!(w.books.promised(), 10);
+}
+
+#[test]
+fn over_returns_are_counted_as_drift_not_underflow() {
+    let mut w = World::new(1, 3, 1024, 1024, 4);
+    w.books.unreserve(&mut w.pool, 5);
+    assert_eq!(w.books.promised(), 0);
+    assert_eq!(w.books.stats().drift, 5);
+}
