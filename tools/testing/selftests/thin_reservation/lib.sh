@@ -65,7 +65,9 @@ tr_pool_data_blocks() {
 # The number of kernel log lines matching an extended regexp since the
 # marker tr_dmesg_mark last wrote.
 tr_dmesg_mark() {
-	TR_MARK="thin_reservation test mark $$.$(date +%s)"
+	# A counter too: two marks in the same second must still differ.
+	TR_MARK_N=$((${TR_MARK_N:-0} + 1))
+	TR_MARK="thin_reservation test mark $$.$(date +%s).$TR_MARK_N"
 	echo "$TR_MARK" >/dev/kmsg
 }
 tr_dmesg_since_mark() { dmesg | sed -n "/$TR_MARK/,\$p"; }
@@ -188,3 +190,128 @@ tr_small_pool_two_thins() {
 		lvcreate -q -T $TR_VG/pool -n b -V 1G >/dev/null 2>&1 ||
 		ktap_exit_fail_msg "lvcreate failed"
 }
+
+# ---------------------------------------------------------------------------
+# XFS with thin-pool reservations (xfs_thin).
+
+# All three project modules that reservations need, XFS first (xfs_thin
+# registers with it).
+tr_load_xfs_thin() {
+	tr_load_reserve_modules
+	modprobe xfs || ktap_exit_fail_msg "cannot load xfs"
+	tr_module_loaded xfs_thin || insmod "$THIN_RESERVE_MODDIR/xfs_thin.ko" ||
+		ktap_exit_fail_msg "cannot load xfs_thin"
+}
+
+# A pool VG/pool of $1 with a thin volume VG/$3 of $2 (default "thin"),
+# mkfs.xfs on it. Extra lvcreate options for the pool follow as $4...
+tr_xfs_thin_volume() {
+	size=$1 vsize=$2 name=${3:-thin}
+	if [ $# -ge 3 ]; then shift 3; else shift $#; fi
+	if ! lvs "$TR_VG/pool" >/dev/null 2>&1; then
+		lvcreate -q --thinpool "$TR_VG/pool" -L"$size" "$@" >/tmp/tr-lvm.log 2>&1 ||
+			{ cat /tmp/tr-lvm.log; ktap_exit_fail_msg "lvcreate pool failed"; }
+	fi
+	lvcreate -q -T "$TR_VG/pool" -n "$name" -V "$vsize" >>/tmp/tr-lvm.log 2>&1 ||
+		{ cat /tmp/tr-lvm.log; ktap_exit_fail_msg "lvcreate $name failed"; }
+	mkfs.xfs -q -f "/dev/$TR_VG/$name" || ktap_exit_fail_msg "mkfs.xfs $name failed"
+}
+
+# mount -t xfs OPTIONS VG/NAME DIR (busybox mount does not probe).
+tr_xfs_mount() {
+	mkdir -p "$3"
+	mount -t xfs ${1:+-o "$1"} "/dev/$TR_VG/$2" "$3"
+}
+
+# The byte stream writer N writes: no zero bytes, so a block lost on the way
+# to a thin device (which reads back as zeros) cannot compare equal.
+tr_pattern() { yes "thin-reserve writer $1: 0123456789abcdefghijklmnopqrstuvwxyz"; }
+
+# Writes file FILE from writer N with buffered 4 KiB writes until an error
+# or LIMIT_MIB. Records, outside the filesystem, the dd exit code (rc), its
+# last message (msg) and the pool's used data blocks when dd stopped (used);
+# tr_written FILE rc|msg|used reads them.
+tr_write_pattern() {
+	file=$1 n=$2 limit=$3 base=/tmp/written$(echo "$1" | tr / _)
+	tr_pattern "$n" | dd of="$file" bs=4k count=$((limit * 256)) $TR_DD_FULLBLOCK \
+		2>"$base.err"
+	echo $? >"$base.rc"
+	tr_pool_data_blocks pool | awk '{ print $1 }' >"$base.used"
+	grep -v 'records\|bytes' "$base.err" | tail -n 1 >"$base.msg"
+}
+
+# Busybox dd reads a pipe in short reads unless told to fill each block.
+TR_DD_FULLBLOCK=
+dd if=/dev/zero of=/dev/null bs=4k count=1 iflag=fullblock 2>/dev/null &&
+	TR_DD_FULLBLOCK=iflag=fullblock
+
+tr_written() { cat "/tmp/written$(echo "$1" | tr / _).$2"; }
+
+# Does FILE hold exactly what writer N wrote, as long as the file is?
+tr_pattern_intact() {
+	size=$(stat -c %s "$1")
+	tr_pattern "$2" | head -c "$size" | cmp -s - "$1"
+}
+
+# Starts recording the pool's status every second into $TR_WATCH_LOG.
+tr_watch_pool() {
+	TR_WATCH_LOG=/tmp/tr-pool-watch.$$
+	: >"$TR_WATCH_LOG"
+	# Every 10 s the pool's usage also goes to the kernel log, so that a
+	# slow or stuck run shows on the VM console how far it got.
+	# When usage has not moved for a minute, the writers' kernel stacks go
+	# there too, once.
+	(n=0 last= same=0; while :; do
+		st=$(tr_pool_status pool 2>&1)
+		echo "$st"
+		used=$(echo "$st" | awk '{ print $6, $8 }')
+		if [ $((n % 10)) = 0 ]; then
+			echo "thin_reservation: pool $used" >/dev/kmsg
+			if [ "$used" = "$last" ]; then same=$((same + 1)); else same=0; fi
+			last=$used
+			[ $same = 6 ] && tr_dump_stacks
+		fi
+		n=$((n + 1))
+		sleep 1
+	done) >>"$TR_WATCH_LOG" 2>&1 &
+	TR_WATCHER=$!
+}
+
+# Kernel stacks of every process in uninterruptible sleep or running dd,
+# sync or umount, to the kernel log: what a stuck test is waiting for.
+tr_dump_stacks() {
+	for d in /proc/[0-9]*; do
+		state=$(awk '{ print $3 }' "$d/stat" 2>/dev/null)
+		comm=$(cat "$d/comm" 2>/dev/null)
+		case "$state:$comm" in
+		D:* | *:dd | *:sync | *:umount | *:kworker*) ;;
+		*) continue ;;
+		esac
+		stack=$(cat "$d/stack" 2>/dev/null | head -n 24)
+		[ -n "$stack" ] || continue
+		echo "thin_reservation: stack of ${d#/proc/} $comm ($state)" >/dev/kmsg
+		echo "$stack" | while IFS= read -r l; do echo "thin_reservation:   $l" >/dev/kmsg; done
+	done
+}
+
+# Stops it; succeeds if the pool never left read-write mode.
+tr_unwatch_pool() {
+	tr_pool_status pool >>"$TR_WATCH_LOG" 2>&1
+	kill "$TR_WATCHER" 2>/dev/null
+	wait "$TR_WATCHER" 2>/dev/null
+	! grep -qE 'out_of_data_space|Fail|read_only| ro ' "$TR_WATCH_LOG"
+}
+
+# Kernel log lines since the mark that mean data or the filesystem got hurt.
+TR_HARM='writeback error|I/O error|Filesystem has been shut down|xfs_do_force_shutdown|Corruption|out-of-data-space|accounting drift|provision failures [1-9]|provisioning .* failed'
+tr_harm_lines() { tr_dmesg_since_mark | grep -E "$TR_HARM"; }
+tr_no_harm() {
+	lines=$(tr_harm_lines)
+	[ -z "$lines" ] && return 0
+	echo "$lines" | head -n 5 | while IFS= read -r l; do tr_msg "kernel: $l"; done
+	return 1
+}
+
+# Pool data usage as a percentage with one decimal: "used*1000/total".
+tr_permille() { echo $(($1 * 1000 / $2)); }
+tr_percent() { echo "$(($1 / 10)).$(($1 % 10))%"; }

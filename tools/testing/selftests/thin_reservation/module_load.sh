@@ -13,6 +13,8 @@ ktap_print_header
 tr_require insmod rmmod modinfo
 # dm_thin_reserve registers with dm-thin: load it first, as modprobe would.
 modprobe dm-thin-pool || ktap_exit_fail_msg "cannot load dm-thin-pool"
+# xfs_thin registers with XFS: load XFS first, as modprobe would.
+modprobe xfs || ktap_exit_fail_msg "cannot load xfs"
 ktap_set_plan 8
 
 for mod in $MODULES; do

@@ -1,0 +1,71 @@
+#!/bin/sh
+# SPDX-License-Identifier: GPL-2.0
+#
+# When reservations are on and when not, and what they cover:
+#  - mount says why reservations are off when xfs_thin is not loaded, and
+#    says nothing on a device without block reservations;
+#  - xfs_thin cannot be unloaded under a mounted filesystem;
+#  - direct I/O and fallocate reserve like buffered writes: they get ENOSPC
+#    when the pool cannot back them, never an I/O error at writeback, and a
+#    fallocated range stays writable after the pool has filled up.
+
+. "$(dirname "$0")/lib.sh"
+
+ktap_print_header
+tr_require lvcreate dmsetup mkfs.xfs xfs_io dd blkdiscard wipefs
+ktap_set_plan 11
+
+tr_load_reserve_modules
+modprobe xfs || ktap_exit_fail_msg "cannot load xfs"
+tr_module_loaded xfs_thin && rmmod xfs_thin
+tr_vg_create || ktap_exit_fail_msg "cannot create a volume group"
+tr_xfs_thin_volume 128M 1G thin
+lvcreate -q -L 320M -n plain "$TR_VG" >/dev/null 2>&1 && mkfs.xfs -q -f "/dev/$TR_VG/plain" ||
+	ktap_exit_fail_msg "cannot create a plain volume"
+
+tr_dmesg_mark
+tr_xfs_mount "" thin "$TR_MNT" || ktap_exit_fail_msg "mount failed"
+umount "$TR_MNT"
+tr_check "without xfs_thin, mount says reservations are off and why" \
+	sh -c "dmesg | sed -n '/$TR_MARK/,\$p' | grep -q 'Thin pool reservation off: the xfs_thin module is not loaded'"
+
+tr_load_xfs_thin
+tr_dmesg_mark
+tr_xfs_mount "" plain "$TR_MNT" || ktap_exit_fail_msg "mount of the plain volume failed"
+umount "$TR_MNT"
+tr_check "a device without block reservations mounts without them, silently" \
+	sh -c "! dmesg | sed -n '/$TR_MARK/,\$p' | grep -q 'Thin pool reservation'"
+
+tr_xfs_mount "" thin "$TR_MNT" || ktap_exit_fail_msg "mount failed"
+tr_check "rmmod xfs_thin is refused while a filesystem uses it" sh -c "! rmmod xfs_thin 2>/dev/null"
+tr_check "xfs_thin is still loaded" tr_module_loaded xfs_thin
+
+# fallocate: a range the pool can back is provisioned and stays writable
+# after the pool fills up; a range it cannot back is refused up front. The
+# worst-case model counts one 64 KiB thin block per 4 KiB block: 1 MiB
+# needs 16 MiB of the pool, 8 MiB all 128 MiB of it (today's limit, pinned).
+xfs_io -f -c "falloc 0 1m" "$TR_MNT/prealloc" >/tmp/tr-falloc.log 2>&1
+tr_check "fallocate of 1 MiB succeeds" [ $? = 0 ]
+small=$(xfs_io -f -c "falloc 0 8m" "$TR_MNT/eight" 2>&1)
+tr_check "fallocate of 8 MiB on a 128 MiB pool gets ENOSPC (worst case: the whole pool)" \
+	sh -c "echo '$small' | grep -q 'No space left on device'"
+rm -f "$TR_MNT/eight"
+big=$(xfs_io -f -c "falloc 0 4g" "$TR_MNT/huge" 2>&1)
+tr_msg "fallocate 4 GiB on a 128 MiB pool: ${big:-succeeded}"
+tr_check "fallocate of 4 GiB on a 128 MiB pool fails with ENOSPC" \
+	sh -c "echo '$big' | grep -q 'No space left on device'"
+rm -f "$TR_MNT/huge"
+
+# Direct I/O until the pool is full.
+tr_pattern 7 | dd of="$TR_MNT/direct" bs=1M count=512 oflag=direct $TR_DD_FULLBLOCK 2>/tmp/tr-dio.err
+dio_msg=$(grep -v 'records\|bytes' /tmp/tr-dio.err | tail -n 1)
+tr_msg "direct I/O writer: ${dio_msg:-no error}, $(tr_mib "$(stat -c %s "$TR_MNT/direct")") written"
+tr_check "direct I/O stops with ENOSPC" sh -c "echo '$dio_msg' | grep -q 'No space left on device'"
+tr_pattern 8 | dd of="$TR_MNT/prealloc" bs=64k count=16 conv=notrunc $TR_DD_FULLBLOCK 2>/dev/null && sync
+tr_check "the fallocated range is still writable on the full pool" [ $? = 0 ]
+tr_check "no writeback errors, I/O errors, shutdowns or accounting drift in the kernel log" tr_no_harm
+umount "$TR_MNT"
+tr_check "rmmod xfs_thin succeeds once nothing uses it" rmmod xfs_thin
+
+tr_vg_destroy
+ktap_finished
