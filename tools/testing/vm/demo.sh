@@ -55,30 +55,37 @@ run() {
 	while [ $i -le $WRITERS ]; do
 		acked=$((acked + $(stat -c %s "$TR_MNT/file$i")))
 		msg=$(tr_written "$TR_MNT/file$i" msg)
-		results="$results${results:+, }${msg:-no error}"
+		msg=${msg##*: }
+		results="$results${msg:-no error}
+"
 		u=$(tr_written "$TR_MNT/file$i" used)
 		[ "$u" -lt "$first_used" ] && first_used=$u
 		i=$((i + 1))
 	done
+	results=$(printf '%s' "$results" | sort | uniq -c |
+		awk '{ n = $1; $1 = ""; printf "%s%s x%s", sep, substr($0, 2), n; sep = ", " }')
 	errors=$(tr_harm_lines | wc -l)
 	umount "$TR_MNT"
 	# What survives: remount and compare every file with what was written.
-	intact=0
+	# A file that lost its tail comes back shorter; one that differs counts
+	# as lost entirely.
+	intact=0 kept=0
 	if tr_xfs_mount "" thin "$TR_MNT" 2>/dev/null; then
 		i=1
 		while [ $i -le $WRITERS ]; do
-			tr_pattern_intact "$TR_MNT/file$i" $i && intact=$((intact + 1))
+			if tr_pattern_intact "$TR_MNT/file$i" $i; then
+				intact=$((intact + 1))
+				kept=$((kept + $(stat -c %s "$TR_MNT/file$i")))
+			fi
 			i=$((i + 1))
 		done
 		umount "$TR_MNT"
 	fi
-	lost=$((acked - pool_bytes))
-	[ $lost -gt 0 ] || lost=0
-	[ $intact = $WRITERS ] && lost=0
+	lost=$((acked - kept))
 	eval "${mode}_enabled=\"\${enabled:-(no message)}\" ${mode}_secs=$(($(date +%s) - start))"
 	eval "${mode}_results=\"\$results\" ${mode}_sync=$sync_rc ${mode}_acked=$acked"
 	eval "${mode}_pool=$pool_bytes ${mode}_used=\"$used/$total\" ${mode}_modes=\"\$modes\""
-	eval "${mode}_errors=$errors ${mode}_intact=$intact ${mode}_lost=$lost"
+	eval "${mode}_errors=$errors ${mode}_intact=$intact ${mode}_lost=$lost ${mode}_kept=$kept"
 	eval "${mode}_first=\"$(tr_percent "$(tr_permille "$first_used" "$total")")\""
 	tr_vg_destroy
 }
@@ -104,6 +111,7 @@ row "pool blocks used at the end" "$stock_used" "$reserve_used"
 row "pool used at first ENOSPC" "-" "$reserve_first"
 row "pool modes seen" "$stock_modes" "$reserve_modes"
 row "files intact after remount" "$stock_intact of $WRITERS" "$reserve_intact of $WRITERS"
-row "acknowledged, then lost" "at least $(tr_mib "$stock_lost")" "$(tr_mib "$reserve_lost")"
+row "bytes kept after remount" "$(tr_mib "$stock_kept")" "$(tr_mib "$reserve_kept")"
+row "acknowledged, then lost" "$(tr_mib "$stock_lost")" "$(tr_mib "$reserve_lost")"
 row "kernel error lines" "$stock_errors" "$reserve_errors"
 row "time" "$stock_secs s" "$reserve_secs s"
