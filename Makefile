@@ -6,6 +6,7 @@
 # tree (kbuild reads ./Kbuild, not this file). Everyone else:
 #
 #   make demo      build everything, boot the VM, run the 2016 RFC's scenario
+#   make bench     stock vs reservations: utilization at ENOSPC, throughput (not a test)
 #   make check     host tests, kernel + module builds, VM selftests, one verdict
 #
 # and, for working on the code:
@@ -19,12 +20,15 @@
 
 FLAVOUR ?= debug
 
-.PHONY: all demo check deps kernel modules vm-tests shell harness-selftest clean
+.PHONY: all demo check bench deps kernel modules vm-tests shell harness-selftest clean
 
 all: modules
 
 demo:
 	scripts/demo.sh
+
+bench:
+	scripts/bench.sh
 
 check:
 	FLAVOUR=$(FLAVOUR) scripts/check.sh

@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: GPL-2.0
 # Boot the test VM once and collect what it produced.
 #
-#   scripts/vm.sh [--flavour release|debug] [--mode tests|demo|shell]
+#   scripts/vm.sh [--flavour release|debug] [--mode tests|demo|bench|shell]
 #                 [--tests "a.sh b.sh"] [--timeout SECONDS]
 #                 [--extra DIR --append "ARGS"]
 #
@@ -50,8 +50,7 @@ mkdir -p "$opt/modules" "$opt/selftests/thin_reservation"
 install -m 0755 "$TR_TOP/tools/testing/vm/init" "$stage/init"
 install -m 0755 "$TR_TOP/tools/testing/vm/run-selftests.sh" \
 	"$TR_TOP/tools/testing/vm/publish.sh" "$opt/"
-[ -f "$TR_TOP/tools/testing/vm/demo.sh" ] &&
-	install -m 0755 "$TR_TOP/tools/testing/vm/demo.sh" "$opt/"
+install -m 0755 "$TR_TOP/tools/testing/vm/demo.sh" "$TR_TOP/tools/testing/vm/bench.sh" "$opt/"
 find "$build" -name '*.ko' -exec install -m 0644 {} "$opt/modules/" \;
 if [ -n "$extra" ]; then
 	xbuild=$("$TR_TOP/scripts/modules.sh" "$flavour" --src "$extra")

@@ -1,0 +1,157 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0
+"""Summarize the VM benchmark's CSV files: results.json, plots, a table.
+
+    bench-report.py DIR [DESCRIPTION]
+
+Reads DIR/utilization.csv, DIR/throughput.csv and DIR/timeline.csv (see
+tools/testing/vm/bench.sh), writes DIR/results.json, DIR/utilization.png,
+DIR/throughput.png and DIR/timeline.png, and prints the numbers.
+"""
+
+import csv
+import json
+import statistics
+import sys
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+MIB = 1024 * 1024
+
+
+def rows(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def main():
+    out = Path(sys.argv[1])
+    about = sys.argv[2] if len(sys.argv) > 2 else ""
+    util = rows(out / "utilization.csv")
+    tput = rows(out / "throughput.csv")
+    timeline = rows(out / "timeline.csv")
+
+    results = {"environment": about, "utilization": [], "throughput": []}
+
+    print("Utilization (pool blocks in use when the writer stopped):")
+    print(f"  {'chunk':6} {'workload':11} {'mode':8} {'acked MiB':>9} {'ENOSPC':>6} "
+          f"{'pool used':>9} {'errors':>6}")
+    for r in util:
+        used = int(r["used_blocks_at_stop"]) / int(r["pool_blocks"])
+        entry = {
+            "chunk": r["chunk"],
+            "workload": r["workload"],
+            "mode": r["mode"],
+            "acked_bytes": int(r["acked_bytes"]),
+            "enospc": r["enospc"] == "1",
+            "pool_used_fraction_at_stop": round(used, 4),
+            "kernel_error_lines": int(r["error_lines"]),
+        }
+        results["utilization"].append(entry)
+        print(f"  {r['chunk']:6} {r['workload']:11} {r['mode']:8} "
+              f"{int(r['acked_bytes']) / MIB:9.0f} {'yes' if entry['enospc'] else 'no':>6} "
+              f"{used * 100:8.1f}% {r['error_lines']:>6}")
+
+    print("\nThroughput, reservation / stock (median of alternating repetitions):")
+    configs = sorted({(r["workload"], int(r["jobs"])) for r in tput})
+    for wl, jobs in configs:
+        sel = [r for r in tput if r["workload"] == wl and int(r["jobs"]) == jobs]
+        stock = [float(r["kib_per_s"]) for r in sel if r["mode"] == "stock"]
+        ours = [float(r["kib_per_s"]) for r in sel if r["mode"] == "reserve"]
+        # Pair repetition i of each mode: they ran back to back.
+        ratios = [o / s for s, o in zip(stock, ours) if s > 0]
+        entry = {
+            "workload": wl,
+            "jobs": jobs,
+            "stock_kib_per_s": stock,
+            "reserve_kib_per_s": ours,
+            "ratio_median": round(statistics.median(ratios), 4) if ratios else None,
+            "ratio_min": round(min(ratios), 4) if ratios else None,
+            "ratio_max": round(max(ratios), 4) if ratios else None,
+        }
+        results["throughput"].append(entry)
+        print(f"  {wl:9} jobs={jobs}: stock median {statistics.median(stock) / 1024:7.1f} MiB/s, "
+              f"reservation {statistics.median(ours) / 1024:7.1f} MiB/s, ratio "
+              f"{entry['ratio_median']} (range {entry['ratio_min']}..{entry['ratio_max']})")
+
+    (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+
+    # Utilization: one bar per chunk size and workload, stock and ours.
+    fig, ax = plt.subplots(figsize=(9, 4.5))
+    keys = [(r["chunk"], r["workload"]) for r in util if r["mode"] == "reserve"]
+    for i, (chunk, wl) in enumerate(keys):
+        for j, mode in enumerate(("stock", "reserve")):
+            r = next(x for x in util if (x["chunk"], x["workload"], x["mode"]) == (chunk, wl, mode))
+            acked = int(r["acked_bytes"]) / (int(r["pool_blocks"]) * chunk_bytes(chunk))
+            x = i + (j - 0.5) * 0.4
+            ax.bar(x, acked, width=0.4,
+                   color=("tab:red" if mode == "stock" else "tab:green"),
+                   label=("stock: acknowledged" if mode == "stock" else "reservations: acknowledged")
+                   if i == 0 else None)
+            used = int(r["used_blocks_at_stop"]) / int(r["pool_blocks"])
+            ax.plot(x, used, "kD", markersize=4,
+                    label="pool used when the writer stopped" if i == 0 and j == 0 else None)
+    ax.axhline(1.0, color="black", linewidth=0.8, linestyle="--", label="pool size")
+    ax.set_xticks(range(len(keys)), [f"{c}\n{w}" for c, w in keys], fontsize=8)
+    ax.set_ylabel("bytes acknowledged / pool size")
+    ax.set_title("Acknowledged writes vs pool size (above the line: acknowledged, then lost)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out / "utilization.png", dpi=100)
+
+    # Throughput ratios.
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for i, e in enumerate(results["throughput"]):
+        if e["ratio_median"] is None:
+            continue
+        ax.bar(i, e["ratio_median"], color="tab:blue")
+        ax.errorbar(i, e["ratio_median"],
+                    yerr=[[e["ratio_median"] - e["ratio_min"]], [e["ratio_max"] - e["ratio_median"]]],
+                    color="black", capsize=4)
+    ax.axhline(1.0, color="black", linewidth=0.8)
+    ax.axhline(0.98, color="gray", linewidth=0.8, linestyle="--", label="2% overhead")
+    ax.set_xticks(range(len(results["throughput"])),
+                  [f"{e['workload']}\n{e['jobs']} job(s)" for e in results["throughput"]])
+    ax.set_ylabel("throughput, reservations / stock")
+    ax.set_title("Buffered write throughput (median, min..max)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out / "throughput.png", dpi=100)
+
+    # Timeline of a fill: pool usage and cumulative kernel error lines.
+    fig, ax = plt.subplots(figsize=(9, 4.5))
+    ax2 = ax.twinx()
+    for mode, color in (("stock", "tab:red"), ("reserve", "tab:green")):
+        sel = [r for r in timeline if r["mode"] == mode]
+        if not sel:
+            continue
+        t = [int(r["second"]) for r in sel]
+        used = [100 * int(r["used_blocks"]) / int(r["pool_blocks"]) for r in sel]
+        errs = [int(r["error_lines"]) for r in sel]
+        name = "stock" if mode == "stock" else "reservations"
+        ax.plot(t, used, color=color, label=f"{name}: pool used")
+        ax2.plot(t, errs, color=color, linestyle=":", label=f"{name}: kernel error lines")
+    ax.set_xlabel("seconds")
+    ax.set_ylabel("pool data used (%)")
+    ax2.set_ylabel("kernel error lines (cumulative)")
+    ax.set_ylim(0, 105)
+    ax.set_title("Sequential fill of a 64 KiB-chunk pool: stock vs reservations")
+    lines = ax.get_legend_handles_labels()
+    lines2 = ax2.get_legend_handles_labels()
+    ax.legend(lines[0] + lines2[0], lines[1] + lines2[1], fontsize=8, loc="center right")
+    fig.tight_layout()
+    fig.savefig(out / "timeline.png", dpi=100)
+    print(f"\nwrote {out}/results.json and three PNG plots")
+
+
+def chunk_bytes(chunk):
+    units = {"K": 1024, "M": MIB, "G": 1024 * MIB}
+    return int(chunk[:-1]) * units[chunk[-1].upper()]
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+# `make bench`: boot the VM on the release kernel (2 vCPUs, 2 GiB, as every
+# run) and measure stock XFS against XFS with reservations in that one run:
+# pool utilization at the first ENOSPC, write throughput, a fill timeline.
+# Writes docs/bench/{utilization,throughput,timeline}.csv, results.json and
+# PNG plots. Not a test: it prints numbers and ratios, it does not judge.
+source "$(dirname "$0")/lib.sh"
+
+"$TR_TOP/scripts/deps.sh"
+# Debian's python3: the plots use Debian's matplotlib.
+if ! /usr/bin/python3 -c 'import matplotlib' 2>/dev/null; then
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-matplotlib >/dev/null ||
+		tr_die "cannot install python3-matplotlib for the plots"
+fi
+run=$("$TR_TOP/scripts/vm.sh" --flavour "${FLAVOUR:-release}" --mode bench \
+	--timeout "${BENCH_TIMEOUT:-3600}" | tail -n1)
+grep -q '^bench: done' "$run/results/bench.txt" 2>/dev/null ||
+	{ tail -n 30 "$run/console.log"; tr_die "the benchmark did not finish; see $run/console.log"; }
+out=$TR_TOP/docs/bench
+mkdir -p "$out"
+cp "$run/results/utilization.csv" "$run/results/throughput.csv" \
+	"$run/results/timeline.csv" "$out/"
+/usr/bin/python3 "$TR_TOP/scripts/bench-report.py" "$out" "$(uname -m) TCG, 2 vCPUs, 2 GiB, $(basename "$run")"

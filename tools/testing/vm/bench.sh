@@ -1,0 +1,158 @@
+#!/bin/sh
+# SPDX-License-Identifier: GPL-2.0
+#
+# The benchmarks, in the VM (scripts/bench.sh boots it; not part of the
+# test verdict). Every measurement runs stock XFS (our modules unloaded) and
+# XFS with reservations on identical fresh pools, in this one VM run, and
+# writes CSV files to /results for the host to plot:
+#
+#   utilization.csv  chunk, workload, mode, acknowledged bytes, ENOSPC seen,
+#                    pool blocks used when the writer stopped, pool blocks,
+#                    kernel error lines
+#   throughput.csv   workload, jobs, repetition, mode, KiB/s
+#   timeline.csv     mode, second, pool blocks used, pool blocks, kernel
+#                    error lines so far (sequential fill, 64 KiB chunks)
+#
+# The throughput pool (3.5 GiB) holds the worst case of all data a run can
+# have dirty (16 x 128 MiB), so it measures the cost of reserving, not of
+# running out. Pools are created with --errorwhenfull y so that the stock path fails
+# writes at once instead of queueing them for 60 s; nothing else differs.
+
+export KTAP_HELPERS=${KTAP_HELPERS:-/opt/thin-reserve/selftests/kselftest/ktap_helpers.sh}
+cd /opt/thin-reserve/selftests/thin_reservation || exit 1
+. ./lib.sh
+
+: "${BENCH_POOL_MIB:=256}" "${BENCH_THIN:=2G}" "${BENCH_REPS:=3}"
+: "${BENCH_CHUNKS:=64K 256K 1M}" "${BENCH_WORKLOADS:=sequential smallfiles random}"
+: "${BENCH_TPUT_MIB:=128}"
+CAP_MIB=$((BENCH_POOL_MIB * 2)) # writers stop here at the latest
+R=/results
+
+modprobe dm-thin-pool
+modprobe xfs
+
+use() { # stock|reserve
+	if [ "$1" = stock ]; then
+		for mod in xfs_thin bdev_reserve_client dm_thin_reserve; do
+			tr_module_loaded $mod && rmmod $mod
+		done
+	else
+		tr_load_xfs_thin
+	fi
+}
+
+# fresh CHUNK POOL_MIB THIN: a new pool and thin volume, XFS mounted on it.
+fresh() {
+	tr_vg_create || { echo "bench: cannot create a volume group"; exit 1; }
+	lvcreate -q --thinpool "$TR_VG/pool" -L"$2"M -c "$1" --errorwhenfull y \
+		>/tmp/bench-lvm.log 2>&1 &&
+		lvcreate -q -T "$TR_VG/pool" -n thin -V "$3" >>/tmp/bench-lvm.log 2>&1 ||
+		{ cat /tmp/bench-lvm.log; exit 1; }
+	mkfs.xfs -q -f "/dev/$TR_VG/thin" || exit 1
+	tr_dmesg_mark
+	tr_xfs_mount discard thin "$TR_MNT" || { echo "bench: mount failed"; exit 1; }
+}
+
+used_blocks() { tr_pool_data_blocks pool | awk '{ print $1 }'; }
+total_blocks() { tr_pool_data_blocks pool | awk '{ print $2 }'; }
+
+# fio_run ARGS...: runs fio, leaves "error;KiB written;KiB/s" in FIO_RESULT.
+fio_run() {
+	FIO_RESULT=$(fio --minimal --group_reporting "$@" 2>/dev/null |
+		awk -F';' '{ print $5 ";" $47 ";" $48 }' | tail -n 1)
+}
+
+# workload NAME: fills the mounted filesystem; sets ACKED (bytes), ENOSPC
+# (1/0) and STOP_USED (pool blocks used when the writer stopped).
+workload() {
+	case $1 in
+	sequential)
+		tr_write_pattern "$TR_MNT/seq" 1 $CAP_MIB
+		ACKED=$(stat -c %s "$TR_MNT/seq")
+		ENOSPC=0
+		tr_written "$TR_MNT/seq" msg | grep -q 'No space' && ENOSPC=1
+		STOP_USED=$(tr_written "$TR_MNT/seq" used)
+		;;
+	smallfiles)
+		# 64 KiB files, 64 in a directory, until ENOSPC or the cap.
+		n=$((CAP_MIB * 16))
+		fio_run --name=small --directory="$TR_MNT" --nrfiles=$n --filesize=64k \
+			--bs=64k --rw=write --openfiles=16 --file_service_type=sequential \
+			--create_on_open=1 --fallocate=none
+		STOP_USED=$(used_blocks)
+		ACKED=$(($(echo "$FIO_RESULT" | cut -d';' -f2) * 1024))
+		ENOSPC=0
+		[ "$(echo "$FIO_RESULT" | cut -d';' -f1)" = 28 ] && ENOSPC=1
+		;;
+	random)
+		# 4 KiB random writes into a sparse file four times the pool.
+		fio_run --name=rand --filename="$TR_MNT/sparse" --size=$((BENCH_POOL_MIB * 4))M \
+			--io_size=${CAP_MIB}M --bs=4k --rw=randwrite --fallocate=none \
+			--randrepeat=1 --norandommap
+		STOP_USED=$(used_blocks)
+		ACKED=$(($(echo "$FIO_RESULT" | cut -d';' -f2) * 1024))
+		ENOSPC=0
+		[ "$(echo "$FIO_RESULT" | cut -d';' -f1)" = 28 ] && ENOSPC=1
+		;;
+	esac
+}
+
+# 1. Utilization at the first ENOSPC (and stock's outcome without one).
+echo "chunk,workload,mode,acked_bytes,enospc,used_blocks_at_stop,pool_blocks,error_lines" >$R/utilization.csv
+echo "mode,second,used_blocks,pool_blocks,error_lines" >$R/timeline.csv
+for chunk in $BENCH_CHUNKS; do
+	for wl in $BENCH_WORKLOADS; do
+		for mode in stock reserve; do
+			use $mode
+			fresh "$chunk" "$BENCH_POOL_MIB" "$BENCH_THIN"
+			total=$(total_blocks)
+			timeline=0
+			if [ "$chunk" = 64K ] && [ "$wl" = sequential ]; then
+				timeline=1
+				(s=0; while :; do
+					echo "$mode,$s,$(used_blocks),$total,$(tr_harm_lines | wc -l)"
+					s=$((s + 1))
+					sleep 1
+				done) >>$R/timeline.csv &
+				sampler=$!
+			fi
+			workload "$wl"
+			sync
+			[ $timeline = 1 ] && { sleep 2; kill $sampler; wait $sampler 2>/dev/null; }
+			errors=$(tr_harm_lines | wc -l)
+			line="$chunk,$wl,$mode,$ACKED,$ENOSPC,$STOP_USED,$total,$errors"
+			echo "$line" >>$R/utilization.csv
+			echo "bench: utilization $line"
+			umount "$TR_MNT"
+			/opt/thin-reserve/publish.sh
+		done
+	done
+done
+
+# 2. Throughput on a pool with plenty of room, alternating stock/reserve.
+echo "workload,jobs,rep,mode,kib_per_s" >$R/throughput.csv
+for wl in write randwrite; do
+	bs=1M
+	[ $wl = randwrite ] && bs=4k
+	for jobs in 1 2; do
+		rep=1
+		while [ $rep -le "$BENCH_REPS" ]; do
+			for mode in stock reserve; do
+				use $mode
+				fresh 64K 3584 8G
+				fio_run --name=tput --directory="$TR_MNT" --rw=$wl --bs=$bs \
+					--size=$((BENCH_TPUT_MIB / jobs))M --numjobs=$jobs \
+					--end_fsync=1 --fallocate=none --randrepeat=1
+				kib=$(echo "$FIO_RESULT" | cut -d';' -f3)
+				line="$wl,$jobs,$rep,$mode,$kib"
+				echo "$line" >>$R/throughput.csv
+				echo "bench: throughput $line"
+				umount "$TR_MNT"
+			done
+			rep=$((rep + 1))
+		done
+		/opt/thin-reserve/publish.sh
+	done
+done
+tr_vg_destroy
+echo "bench: done"
