@@ -69,7 +69,8 @@ tr_check "ENOSPC came late: pool at least 90% used at the first ENOSPC" [ "$firs
 umount "$TR_MNT"
 tr_check "unmount gave every reservation back (pool reserved $before -> $(tr_pool_reserved pool))" \
 	[ "$(tr_pool_reserved pool)" = "$before" ]
-tr_check "xfs_repair -n finds nothing to fix" xfs_repair -n "/dev/$TR_VG/thin" >/dev/null 2>&1
+tr_check "xfs_repair -n finds nothing to fix" \
+	sh -c "xfs_repair -n /dev/$TR_VG/thin >/dev/null 2>&1"
 
 tr_xfs_mount "" thin "$TR_MNT" || ktap_exit_fail_msg "remount failed"
 intact=0
@@ -92,7 +93,7 @@ if lvchange -q -ay -y "$TR_VG/pool_tmeta" >/dev/null 2>&1; then
 	lvchange -q -an "$TR_VG/pool_tmeta" >/dev/null 2>&1
 else
 	tr_check "thin_check finds the pool metadata clean (pool reactivates, lvm runs thin_check)" \
-		lvchange -q -ay "$TR_VG/pool" >/dev/null 2>&1
+		sh -c "lvchange -q -ay $TR_VG/pool >/dev/null 2>&1"
 fi
 tr_check "xfs_thin reported its unmount with zero provision failures" \
 	sh -c "dmesg | sed -n '/$TR_MARK/,\$p' | grep -q 'xfs_thin: .*released; .* 0 provision failures'"

@@ -95,7 +95,8 @@ tr_unwatch_pool
 pool_ok=$?
 tr_check "the pool never went out of data space" [ "$pool_ok" = 0 ]
 tr_check "no writeback errors, I/O errors, shutdowns or accounting drift in the kernel log" tr_no_harm
-tr_check "xfs_repair -n finds nothing to fix" xfs_repair -n "/dev/$TR_VG/thin" >/dev/null 2>&1
+tr_check "xfs_repair -n finds nothing to fix" \
+	sh -c "xfs_repair -n /dev/$TR_VG/thin >/dev/null 2>&1"
 
 tr_vg_destroy
 ktap_finished
