@@ -312,6 +312,13 @@ tr_no_harm() {
 	return 1
 }
 
+# After rm, XFS frees the file's blocks in the background (inodegc), and
+# sync does not wait for that; a freeze does. Then fstrim finds them free.
+tr_xfs_freed() {
+	sync
+	xfs_io -x -c freeze -c thaw "$1" >/dev/null 2>&1
+}
+
 # Pool data usage as a percentage with one decimal: "used*1000/total".
 tr_permille() { echo $(($1 * 1000 / $2)); }
 tr_percent() { echo "$(($1 / 10)).$(($1 % 10))%"; }
