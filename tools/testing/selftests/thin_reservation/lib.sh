@@ -312,11 +312,13 @@ tr_no_harm() {
 	return 1
 }
 
-# After rm, XFS frees the file's blocks in the background (inodegc), and
-# sync does not wait for that; a freeze does. Then fstrim finds them free.
-tr_xfs_freed() {
+# Deletes FILE so that its blocks are free when this returns: truncating
+# frees them in the syscall, while rm alone leaves them to XFS's background
+# inactivation (inodegc), which a following fstrim may run ahead of.
+tr_xfs_delete() {
+	[ -e "$1" ] && : >"$1"
+	rm -f "$1"
 	sync
-	xfs_io -x -c freeze -c thaw "$1" >/dev/null 2>&1
 }
 
 # Pool data usage as a percentage with one decimal: "used*1000/total".
