@@ -31,16 +31,6 @@ R=/results
 modprobe dm-thin-pool
 modprobe xfs
 
-use() { # stock|reserve
-	if [ "$1" = stock ]; then
-		for mod in xfs_thin bdev_reserve_client dm_thin_reserve; do
-			tr_module_loaded $mod && rmmod $mod
-		done
-	else
-		tr_load_xfs_thin
-	fi
-}
-
 # fresh CHUNK POOL_MIB THIN: a new pool and thin volume, XFS mounted on it.
 fresh() {
 	tr_vg_create || { echo "bench: cannot create a volume group"; exit 1; }
@@ -103,7 +93,7 @@ echo "mode,second,used_blocks,pool_blocks,error_lines" >$R/timeline.csv
 for chunk in $BENCH_CHUNKS; do
 	for wl in $BENCH_WORKLOADS; do
 		for mode in stock reserve; do
-			use $mode
+			tr_use $mode
 			fresh "$chunk" "$BENCH_POOL_MIB" "$BENCH_THIN"
 			total=$(total_blocks)
 			timeline=0
@@ -138,7 +128,7 @@ for wl in write randwrite; do
 		rep=1
 		while [ $rep -le "$BENCH_REPS" ]; do
 			for mode in stock reserve; do
-				use $mode
+				tr_use $mode
 				fresh 64K 3584 8G
 				fio_run --name=tput --directory="$TR_MNT" --rw=$wl --bs=$bs \
 					--size=$((BENCH_TPUT_MIB / jobs))M --numjobs=$jobs \

@@ -20,13 +20,7 @@ modprobe xfs
 # run stock|reserve: the scenario; results in ${1}_* variables.
 run() {
 	mode=$1
-	if [ "$mode" = stock ]; then
-		for mod in xfs_thin bdev_reserve_client dm_thin_reserve; do
-			tr_module_loaded $mod && rmmod $mod
-		done
-	else
-		tr_load_xfs_thin
-	fi
+	tr_use "$mode"
 	tr_vg_create || { echo "cannot create a volume group"; exit 1; }
 	tr_xfs_thin_volume 1G 10G thin
 	tr_dmesg_mark
@@ -34,13 +28,7 @@ run() {
 	enabled=$(tr_dmesg_since_mark | grep -o 'Thin pool reservation [a-z]*.*' | head -n 1)
 	tr_watch_pool
 	start=$(date +%s)
-	i=1 pids=
-	while [ $i -le $WRITERS ]; do
-		tr_write_pattern "$TR_MNT/file$i" $i $((LIMIT_MIB / WRITERS)) &
-		pids="$pids $!"
-		i=$((i + 1))
-	done
-	wait $pids
+	tr_run_writers $WRITERS $LIMIT_MIB
 	sync
 	sync_rc=$?
 	sleep 2

@@ -203,6 +203,30 @@ tr_load_xfs_thin() {
 		ktap_exit_fail_msg "cannot load xfs_thin"
 }
 
+# The stock path: none of our modules loaded.
+tr_unload_our_modules() {
+	for mod in xfs_thin bdev_reserve_client dm_thin_reserve; do
+		tr_module_loaded $mod && rmmod $mod
+	done
+}
+
+# stock|reserve: the stock path, or reservations on.
+tr_use() {
+	if [ "$1" = stock ]; then tr_unload_our_modules; else tr_load_xfs_thin; fi
+}
+
+# Runs N writers of TOTAL_MIB in all, writer i on $TR_MNT/file$i, and waits
+# for them (only them: the pool watcher runs on).
+tr_run_writers() {
+	n=$1 i=1 pids=
+	while [ $i -le "$n" ]; do
+		tr_write_pattern "$TR_MNT/file$i" $i $(($2 / n)) &
+		pids="$pids $!"
+		i=$((i + 1))
+	done
+	wait $pids
+}
+
 # A pool VG/pool of $1 with a thin volume VG/$3 of $2 (default "thin"),
 # mkfs.xfs on it. Extra lvcreate options for the pool follow as $4...
 tr_xfs_thin_volume() {

@@ -18,9 +18,7 @@ ktap_print_header
 tr_require lvcreate dmsetup mkfs.xfs dd blkdiscard wipefs
 ktap_set_plan 5
 
-for mod in xfs_thin bdev_reserve_client dm_thin_reserve; do
-	tr_module_loaded $mod && rmmod $mod
-done
+tr_unload_our_modules
 tr_check "stock path: our modules are not loaded" \
 	sh -c "! grep -qE '^(dm_thin_reserve|xfs_thin) ' /proc/modules"
 

@@ -29,13 +29,7 @@ tr_check "mount logs 'Thin pool reservation enabled' with the thin block size" \
 
 tr_watch_pool
 start=$(date +%s)
-i=1
-while [ $i -le "$RFC_WRITERS" ]; do
-	tr_write_pattern "$TR_MNT/file$i" $i $((RFC_DD_LIMIT_MIB / RFC_WRITERS)) &
-	pids="$pids $!"
-	i=$((i + 1))
-done
-wait $pids
+tr_run_writers "$RFC_WRITERS" "$RFC_DD_LIMIT_MIB"
 sync
 sync_rc=$?
 sleep 1
