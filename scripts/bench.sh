@@ -13,8 +13,15 @@ if ! /usr/bin/python3 -c 'import matplotlib' 2>/dev/null; then
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-matplotlib >/dev/null ||
 		tr_die "cannot install python3-matplotlib for the plots"
 fi
+# BENCH_* settings (see tools/testing/vm/bench.sh) reach the guest's init
+# as environment through the kernel command line, lists comma-separated.
+append=""
+for v in BENCH_POOL_MIB BENCH_THIN BENCH_REPS BENCH_CHUNKS BENCH_WORKLOADS \
+	BENCH_TPUT_MIB BENCH_PARTS BENCH_ZERO; do
+	[ -n "${!v:-}" ] && append+=" $v=$(echo "${!v}" | tr ' ' ',')"
+done
 run=$("$TR_TOP/scripts/vm.sh" --flavour "${FLAVOUR:-release}" --mode bench \
-	--timeout "${BENCH_TIMEOUT:-3600}" | tail -n1)
+	--timeout "${BENCH_TIMEOUT:-3600}" --append "$append" | tail -n1)
 grep -q '^bench: done' "$run/results/bench.txt" 2>/dev/null ||
 	{ tail -n 30 "$run/console.log"; tr_die "the benchmark did not finish; see $run/console.log"; }
 out=$TR_TOP/docs/bench

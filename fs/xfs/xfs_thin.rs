@@ -139,15 +139,30 @@ impl ReservationDevice for ThinDevice {
 struct ThinMount {
     dev: ThinDevice,
     #[pin]
-    books: Mutex<Books>,
+    books: Mutex<(Books, RefusalLog)>,
 }
+
+/// When the log last said that a mount refuses promises, so that a full
+/// pool gives a line every few seconds instead of one per refused write.
+/// XFS retries a refused delayed allocation without its speculative
+/// preallocation, so refusals and grants alternate while writers run.
+#[derive(Clone, Copy, Default)]
+struct RefusalLog {
+    /// `ktime_get()` of the last line, in nanoseconds; 0 for never.
+    last_ns: i64,
+    /// Refusals counted at the last line.
+    refused_then: u64,
+}
+
+/// Nanoseconds between two "refusing" lines of one mount.
+const REFUSAL_LOG_INTERVAL_NS: i64 = 5_000_000_000;
 
 impl ThinMount {
     /// Runs `f` on the books, with a device handle, under the mount's mutex.
     fn with<R>(&self, f: impl FnOnce(&mut Books, &mut ThinDevice) -> R) -> R {
         let mut dev = self.dev;
         let mut books = self.books.lock();
-        f(&mut books, &mut dev)
+        f(&mut books.0, &mut dev)
     }
 }
 
@@ -205,7 +220,7 @@ unsafe extern "C" fn mount(
     let mounted = KBox::pin_init(
         pin_init!(ThinMount {
             dev,
-            books <- new_mutex!(books, "xfs_thin::ThinMount::books"),
+            books <- new_mutex!((books, RefusalLog::default()), "xfs_thin::ThinMount::books"),
         }),
         GFP_KERNEL,
     );
@@ -218,7 +233,7 @@ unsafe extern "C" fn mount(
         }
     };
     {
-        let books = mounted.books.lock();
+        let books = &mounted.books.lock().0;
         pr_info!(
             "{}:{}: reserving, thin block {} sectors, fs block {} sectors, allowance {} thin blocks, {} held\n",
             major,
@@ -287,7 +302,32 @@ unsafe extern "C" fn unmount(thin: *mut c_void) {
 unsafe extern "C" fn reserve(thin: *mut c_void, blocks: u64, rsvd: bool) -> c_int {
     // SAFETY: Per the contract, `thin` is a live mount.
     let mounted = unsafe { thin_mount(thin) };
-    match mounted.with(|books, dev| books.reserve(dev, blocks, rsvd)) {
+    let mut dev = mounted.dev;
+    let mut guard = mounted.books.lock();
+    let (books, log) = &mut *guard;
+    let result = books.reserve(&mut dev, blocks, rsvd);
+    if result == Err(Refusal::NoSpace) {
+        // SAFETY: `ktime_get()` may be called from any context.
+        let now = unsafe { bindings::ktime_get() };
+        if log.last_ns == 0 || now.saturating_sub(log.last_ns) >= REFUSAL_LOG_INTERVAL_NS {
+            let refused = books.stats().refused;
+            let (major, minor) = dev.dev();
+            pr_info!(
+                "{}:{}: pool cannot back {} more blocks ({} promised, {} thin blocks held); {} refusals since the last line\n",
+                major,
+                minor,
+                blocks,
+                books.promised(),
+                books.held(),
+                refused.saturating_sub(log.refused_then)
+            );
+            *log = RefusalLog {
+                last_ns: now.max(1),
+                refused_then: refused,
+            };
+        }
+    }
+    match result {
         Ok(()) => 0,
         Err(Refusal::NoSpace) => ENOSPC.to_errno(),
         Err(Refusal::Overflow) => -(bindings::EOVERFLOW as c_int),

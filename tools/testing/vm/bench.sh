@@ -9,7 +9,8 @@
 #   utilization.csv  chunk, workload, mode, acknowledged bytes, ENOSPC seen,
 #                    pool blocks used when the writer stopped, pool blocks,
 #                    kernel error lines
-#   throughput.csv   workload, jobs, repetition, mode, KiB/s
+#   throughput.csv   workload, jobs, pool zeroing (y/n), repetition, mode,
+#                    KiB/s
 #   timeline.csv     mode, second, pool blocks used, pool blocks, kernel
 #                    error lines so far (sequential fill, 64 KiB chunks)
 #
@@ -22,19 +23,31 @@ export KTAP_HELPERS=${KTAP_HELPERS:-/opt/thin-reserve/selftests/kselftest/ktap_h
 cd /opt/thin-reserve/selftests/thin_reservation || exit 1
 . ./lib.sh
 
+# Settings from the host come comma-separated (scripts/bench.sh).
+for v in BENCH_POOL_MIB BENCH_THIN BENCH_REPS BENCH_CHUNKS BENCH_WORKLOADS \
+	BENCH_TPUT_MIB BENCH_PARTS BENCH_ZERO; do
+	eval "[ -n \"\${$v:-}\" ] && $v=\$(echo \"\$$v\" | tr ',' ' ')"
+done
+
 : "${BENCH_POOL_MIB:=256}" "${BENCH_THIN:=2G}" "${BENCH_REPS:=3}"
 : "${BENCH_CHUNKS:=64K 256K 1M}" "${BENCH_WORKLOADS:=sequential smallfiles random}"
-: "${BENCH_TPUT_MIB:=128}"
+: "${BENCH_TPUT_MIB:=128}" "${BENCH_PARTS:=utilization throughput}"
+# Pool zeroing of new blocks for the throughput runs: lvm's default (y) and
+# off (n), to show how much of the cost is zeroing provisioned blocks.
+: "${BENCH_ZERO:=y n}"
 CAP_MIB=$((BENCH_POOL_MIB * 2)) # writers stop here at the latest
 R=/results
 
 modprobe dm-thin-pool
 modprobe xfs
 
-# fresh CHUNK POOL_MIB THIN: a new pool and thin volume, XFS mounted on it.
+part() { case " $BENCH_PARTS " in *" $1 "*) return 0 ;; esac; return 1; }
+
+# fresh CHUNK POOL_MIB THIN [ZERO]: a new pool and thin volume, XFS mounted
+# on it. ZERO (y/n, default y) is the pool's zeroing of new blocks.
 fresh() {
 	tr_vg_create || { echo "bench: cannot create a volume group"; exit 1; }
-	lvcreate -q --thinpool "$TR_VG/pool" -L"$2"M -c "$1" --errorwhenfull y \
+	lvcreate -q --thinpool "$TR_VG/pool" -L"$2"M -c "$1" -Z "${4:-y}" --errorwhenfull y \
 		>/tmp/bench-lvm.log 2>&1 &&
 		lvcreate -q -T "$TR_VG/pool" -n thin -V "$3" >>/tmp/bench-lvm.log 2>&1 ||
 		{ cat /tmp/bench-lvm.log; exit 1; }
@@ -90,6 +103,7 @@ workload() {
 # 1. Utilization at the first ENOSPC (and stock's outcome without one).
 echo "chunk,workload,mode,acked_bytes,enospc,used_blocks_at_stop,pool_blocks,error_lines" >$R/utilization.csv
 echo "mode,second,used_blocks,pool_blocks,error_lines" >$R/timeline.csv
+part utilization || BENCH_CHUNKS=
 for chunk in $BENCH_CHUNKS; do
 	for wl in $BENCH_WORKLOADS; do
 		for mode in stock reserve; do
@@ -120,7 +134,9 @@ for chunk in $BENCH_CHUNKS; do
 done
 
 # 2. Throughput on a pool with plenty of room, alternating stock/reserve.
-echo "workload,jobs,rep,mode,kib_per_s" >$R/throughput.csv
+echo "workload,jobs,zero,rep,mode,kib_per_s" >$R/throughput.csv
+part throughput || BENCH_ZERO=
+for zero in $BENCH_ZERO; do
 for wl in write randwrite; do
 	bs=1M
 	[ $wl = randwrite ] && bs=4k
@@ -129,12 +145,12 @@ for wl in write randwrite; do
 		while [ $rep -le "$BENCH_REPS" ]; do
 			for mode in stock reserve; do
 				tr_use $mode
-				fresh 64K 3584 8G
+				fresh 64K 3584 8G "$zero"
 				fio_run --name=tput --directory="$TR_MNT" --rw=$wl --bs=$bs \
 					--size=$((BENCH_TPUT_MIB / jobs))M --numjobs=$jobs \
 					--end_fsync=1 --fallocate=none --randrepeat=1
 				kib=$(echo "$FIO_RESULT" | cut -d';' -f3)
-				line="$wl,$jobs,$rep,$mode,$kib"
+				line="$wl,$jobs,$zero,$rep,$mode,$kib"
 				echo "$line" >>$R/throughput.csv
 				echo "bench: throughput $line"
 				umount "$TR_MNT"
@@ -143,6 +159,7 @@ for wl in write randwrite; do
 		done
 		/opt/thin-reserve/publish.sh
 	done
+done
 done
 tr_vg_destroy
 echo "bench: done"

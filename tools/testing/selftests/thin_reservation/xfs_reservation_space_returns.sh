@@ -51,10 +51,12 @@ umount "$TR_MNT"
 tr_xfs_mount discard thin "$TR_MNT" || ktap_exit_fail_msg "mount -o discard failed"
 empty=$(tr_pool_data_blocks pool | awk '{ print $1 }')
 fill_to_enospc "$TR_MNT/fill" 2
-rm -f "$TR_MNT/fill"
-sync
-# Discards go out as the log commits the frees: give them a moment.
-for _ in 1 2 3 4 5 6 7 8 9 10; do
+# XFS discards freed extents when the log checkpoint that frees them
+# completes. A plain rm leaves the freeing to background inactivation,
+# which may run after a sync and then wait for XFS's 30 s log worker:
+# truncate first, so that the sync's log force sends the discards out.
+tr_xfs_delete "$TR_MNT/fill"
+for _ in $(seq 30); do
 	[ "$(tr_pool_data_blocks pool | awk '{ print $1 }')" -le $((empty + 64)) ] && break
 	sleep 1
 done
@@ -69,10 +71,13 @@ tr_xfs_mount "" thin "$TR_MNT" || ktap_exit_fail_msg "mount failed"
 # may run ahead of: tr_xfs_delete truncates first (see the README's limits).
 enospc=0 intact=0 wrote=0 round=1
 while [ $round -le "$ROUNDS" ]; do
+	before="pool used/total $(tr_pool_data_blocks pool), reserved $(tr_pool_reserved pool)"
 	fill_to_enospc "$TR_MNT/round" $round && enospc=$((enospc + 1))
 	if [ -e "$TR_MNT/round" ]; then
 		wrote=$((wrote + 1))
 		tr_pattern_intact "$TR_MNT/round" $round && intact=$((intact + 1))
+	else
+		tr_msg "round $round: no file ($(tr_written "$TR_MNT/round" msg)); before it $before"
 	fi
 	tr_xfs_delete "$TR_MNT/round"
 	fstrim "$TR_MNT"
