@@ -57,9 +57,12 @@ def main():
               f"{used * 100:8.1f}% {r['error_lines']:>6}")
 
     print("\nThroughput, reservation / stock (median of alternating repetitions):")
-    configs = sorted({(r["workload"], int(r["jobs"])) for r in tput})
-    for wl, jobs in configs:
-        sel = [r for r in tput if r["workload"] == wl and int(r["jobs"]) == jobs]
+    # Older results have no zeroing column: lvm's default, zeroing on.
+    configs = sorted({(r.get("zero", "y"), r["workload"], int(r["jobs"])) for r in tput},
+                     key=lambda c: (c[0] != "y", c[1], c[2]))
+    for zero, wl, jobs in configs:
+        sel = [r for r in tput if r["workload"] == wl and int(r["jobs"]) == jobs
+               and r.get("zero", "y") == zero]
         stock = [float(r["kib_per_s"]) for r in sel if r["mode"] == "stock"]
         ours = [float(r["kib_per_s"]) for r in sel if r["mode"] == "reserve"]
         # Pair repetition i of each mode: they ran back to back.
@@ -67,6 +70,7 @@ def main():
         entry = {
             "workload": wl,
             "jobs": jobs,
+            "pool_zeroing": zero == "y",
             "stock_kib_per_s": stock,
             "reserve_kib_per_s": ours,
             "ratio_median": round(statistics.median(ratios), 4) if ratios else None,
@@ -74,7 +78,7 @@ def main():
             "ratio_max": round(max(ratios), 4) if ratios else None,
         }
         results["throughput"].append(entry)
-        print(f"  {wl:9} jobs={jobs}: stock median {statistics.median(stock) / 1024:7.1f} MiB/s, "
+        print(f"  {wl:9} jobs={jobs} zeroing={zero}: stock median {statistics.median(stock) / 1024:7.1f} MiB/s, "
               f"reservation {statistics.median(ours) / 1024:7.1f} MiB/s, ratio "
               f"{entry['ratio_median']} (range {entry['ratio_min']}..{entry['ratio_max']})")
 
@@ -104,7 +108,7 @@ def main():
     fig.savefig(out / "utilization.png", dpi=100)
 
     # Throughput ratios.
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig, ax = plt.subplots(figsize=(9, 4))
     for i, e in enumerate(results["throughput"]):
         if e["ratio_median"] is None:
             continue
@@ -115,7 +119,8 @@ def main():
     ax.axhline(1.0, color="black", linewidth=0.8)
     ax.axhline(0.98, color="gray", linewidth=0.8, linestyle="--", label="2% overhead")
     ax.set_xticks(range(len(results["throughput"])),
-                  [f"{e['workload']}\n{e['jobs']} job(s)" for e in results["throughput"]])
+                  [f"{e['workload']}\n{e['jobs']} job(s)\nzeroing {'on' if e['pool_zeroing'] else 'off'}"
+                   for e in results["throughput"]], fontsize=8)
     ax.set_ylabel("throughput, reservations / stock")
     ax.set_title("Buffered write throughput (median, min..max)")
     ax.legend(fontsize=8)
@@ -129,7 +134,7 @@ def main():
         sel = [r for r in timeline if r["mode"] == mode]
         if not sel:
             continue
-        t = [int(r["second"]) for r in sel]
+        t = [float(r["second"]) for r in sel]
         used = [100 * int(r["used_blocks"]) / int(r["pool_blocks"]) for r in sel]
         errs = [int(r["error_lines"]) for r in sel]
         name = "stock" if mode == "stock" else "reservations"
@@ -137,7 +142,7 @@ def main():
         ax2.plot(t, errs, color=color, linestyle=":", label=f"{name}: kernel error lines")
     ax.set_xlabel("seconds")
     ax.set_ylabel("pool data used (%)")
-    ax2.set_ylabel("kernel error lines (cumulative)")
+    ax2.set_ylabel("kernel error lines, cumulative (printk rate-limits them)")
     ax.set_ylim(0, 105)
     ax.set_title("Sequential fill of a 64 KiB-chunk pool: stock vs reservations")
     lines = ax.get_legend_handles_labels()

@@ -14,9 +14,16 @@
 //! with dm-thin (see `include/linux/dm-thin-reserve.h` in the C hook series
 //! under `patches/`), which calls it with the pool's `reserve_lock` held
 //! from the `get_reserved_space`/`set_reserved_space` block device
-//! operations, before every data-block allocation, and when a thin device
-//! or pool goes away. Each pool with a ledger holds a reference on this
-//! module, so it cannot be unloaded while any reservation exists.
+//! operations, before every data-block allocation, when a range is
+//! provisioned or discarded, and when a thin device or pool goes away. Each
+//! pool with a ledger holds a reference on this module, so it cannot be
+//! unloaded while any reservation exists.
+//!
+//! Provisioning earmarks unmapped virtual blocks instead of allocating
+//! them: the earmark holds one pool block for the write that will map the
+//! block, so nothing is written or zeroed ahead of the data. Earmarks are
+//! kept as one 512-bit [`EarmarkChunk`] per 512 virtual blocks that have
+//! any, so that the allocation path only clears a bit.
 //!
 //! The arithmetic lives in `dm_thin_reserve/`, which has no kernel
 //! dependencies and is property-tested on the host.
@@ -37,10 +44,10 @@ pub mod geometry;
 pub mod ledger;
 
 use geometry::{BlockSize, GeometryError};
-use ledger::{Allocation, LedgerError, PoolLedger, ThinReservation};
+use ledger::{Allocation, EarmarkChunk, LedgerError, PoolLedger, ThinReservation};
 
 /// Version of this extension, printed at load so test logs say what ran.
-const VERSION: &str = "0.2.0";
+const VERSION: &str = "0.3.0";
 
 module! {
     type: DmThinReserve,
@@ -55,7 +62,72 @@ struct PoolState {
     geometry: BlockSize,
     ledger: PoolLedger,
     /// Reservations by thin device id; devices that hold nothing are absent.
-    thins: RBTree<u32, ThinReservation>,
+    thins: RBTree<u32, ThinState>,
+}
+
+/// One thin device's reservation and earmarks.
+struct ThinState {
+    reservation: ThinReservation,
+    /// Earmarked virtual blocks by chunk number; chunks without any are
+    /// absent. Their bits add up to `reservation.earmarked()`.
+    earmarks: RBTree<u64, EarmarkChunk>,
+}
+
+impl ThinState {
+    fn new() -> Self {
+        Self {
+            reservation: ThinReservation::new(),
+            earmarks: RBTree::new(),
+        }
+    }
+
+    /// Whether virtual block `block` is earmarked.
+    fn is_earmarked(&self, block: u64) -> bool {
+        let (chunk, bit) = EarmarkChunk::locate(block);
+        self.earmarks.get(&chunk).is_some_and(|c| c.contains(bit))
+    }
+
+    /// Clears `block`'s earmark bit, dropping its chunk when that empties.
+    fn clear_earmark(&mut self, block: u64) {
+        let (chunk, bit) = EarmarkChunk::locate(block);
+        let empty = match self.earmarks.get_mut(&chunk) {
+            Some(c) => {
+                c.remove(bit);
+                c.is_empty()
+            }
+            None => false,
+        };
+        if empty {
+            self.earmarks.remove(&chunk);
+        }
+    }
+
+    /// Clears the earmark bits of `[begin, end)`; returns how many were set.
+    fn clear_earmarks(&mut self, begin: u64, end: u64) -> u64 {
+        let (first, _) = EarmarkChunk::locate(begin);
+        let mut removed: u64 = 0;
+        let mut cursor = self.earmarks.cursor_lower_bound(&first);
+        while let Some(mut c) = cursor {
+            let (&chunk, bits) = c.current_mut();
+            let base = chunk.saturating_mul(ledger::EARMARK_CHUNK_BLOCKS);
+            if base >= end {
+                break;
+            }
+            // Both bounds are within the chunk, so the casts cannot truncate.
+            let lo = begin.saturating_sub(base).min(ledger::EARMARK_CHUNK_BLOCKS) as u32;
+            let hi = (end - base).min(ledger::EARMARK_CHUNK_BLOCKS) as u32;
+            removed += u64::from(bits.remove_range(lo, hi));
+            if bits.is_empty() {
+                // Removing yields the next node, or the previous one when
+                // there is no next: stop unless it is further on.
+                let (next, _node) = c.remove_current();
+                cursor = next.filter(|n| *n.current().0 > chunk);
+            } else {
+                cursor = c.move_next();
+            }
+        }
+        removed
+    }
 }
 
 fn errno_of_geometry(e: GeometryError) -> c_int {
@@ -133,10 +205,10 @@ unsafe extern "C" fn set(ledger: *mut c_void, dev_id: u32, sectors: u64, free: u
         Err(e) => return errno_of_geometry(e),
     };
     if let Some(thin) = state.thins.get_mut(&dev_id) {
-        if let Err(e) = state.ledger.set(thin, blocks, free) {
+        if let Err(e) = state.ledger.set(&mut thin.reservation, blocks, free) {
             return errno_of_ledger(e);
         }
-        if thin.blocks() == 0 {
+        if thin.reservation.is_empty() {
             state.thins.remove(&dev_id);
         }
         return 0;
@@ -148,8 +220,8 @@ unsafe extern "C" fn set(ledger: *mut c_void, dev_id: u32, sectors: u64, free: u
     let Ok(node) = RBTreeNodeReservation::new(GFP_KERNEL) else {
         return ENOMEM.to_errno();
     };
-    let mut thin = ThinReservation::new();
-    if let Err(e) = state.ledger.set(&mut thin, blocks, free) {
+    let mut thin = ThinState::new();
+    if let Err(e) = state.ledger.set(&mut thin.reservation, blocks, free) {
         return errno_of_ledger(e);
     }
     state.thins.insert(node.into_node(dev_id, thin));
@@ -165,7 +237,10 @@ unsafe extern "C" fn set(ledger: *mut c_void, dev_id: u32, sectors: u64, free: u
 unsafe extern "C" fn get(ledger: *mut c_void, dev_id: u32, sectors: *mut u64) -> c_int {
     // SAFETY: dm-thin calls with its ledger and `reserve_lock` held.
     let state = unsafe { pool_state(ledger) };
-    let blocks = state.thins.get(&dev_id).map_or(0, ThinReservation::blocks);
+    let blocks = state
+        .thins
+        .get(&dev_id)
+        .map_or(0, |thin| thin.reservation.blocks());
     match state.geometry.blocks_to_sectors(blocks) {
         Ok(value) => {
             // SAFETY: dm-thin passes a valid pointer to a `u64`.
@@ -187,23 +262,31 @@ unsafe extern "C" fn pool_reserved(ledger: *mut c_void) -> u64 {
     unsafe { pool_state(ledger) }.ledger.reserved()
 }
 
-/// `dm_thin_reserve_ops.charge`: may `dev_id` allocate a block now?
+/// `dm_thin_reserve_ops.charge`: may `dev_id` allocate a data block for its
+/// virtual block `block` now?
 ///
 /// # Safety
 ///
 /// Called by dm-thin only: `ledger` comes from [`pool_create`] and is not yet
 /// destroyed, and the pool's `reserve_lock` is held.
-unsafe extern "C" fn charge(ledger: *mut c_void, dev_id: u32, free: u64) -> c_int {
+unsafe extern "C" fn charge(ledger: *mut c_void, dev_id: u32, block: u64, free: u64) -> c_int {
     // SAFETY: dm-thin calls with its ledger and `reserve_lock` held.
     let state = unsafe { pool_state(ledger) };
-    let mut nothing = ThinReservation::new();
-    let thin = match state.thins.get_mut(&dev_id) {
-        Some(thin) => thin,
-        None => &mut nothing,
+    let how = match state.thins.get_mut(&dev_id) {
+        Some(thin) if thin.is_earmarked(block) => {
+            let how = state.ledger.allocate_earmarked(&mut thin.reservation);
+            if how.is_ok() {
+                thin.clear_earmark(block);
+            }
+            how
+        }
+        Some(thin) => state.ledger.allocate(&mut thin.reservation, free),
+        None => state.ledger.allocate(&mut ThinReservation::new(), free),
     };
-    match state.ledger.allocate(thin, free) {
+    match how {
         Ok(Allocation::Reserved) => bindings::DM_THIN_CHARGE_RESERVED as c_int,
         Ok(Allocation::Unreserved) => bindings::DM_THIN_CHARGE_UNRESERVED as c_int,
+        Ok(Allocation::Earmarked) => bindings::DM_THIN_CHARGE_EARMARKED as c_int,
         Err(e) => errno_of_ledger(e),
     }
 }
@@ -214,17 +297,116 @@ unsafe extern "C" fn charge(ledger: *mut c_void, dev_id: u32, free: u64) -> c_in
 ///
 /// Called by dm-thin only: `ledger` comes from [`pool_create`] and is not yet
 /// destroyed, and the pool's `reserve_lock` is held.
-unsafe extern "C" fn uncharge(ledger: *mut c_void, dev_id: u32, how: c_int) {
+unsafe extern "C" fn uncharge(ledger: *mut c_void, dev_id: u32, block: u64, how: c_int) {
     // SAFETY: dm-thin calls with its ledger and `reserve_lock` held, the
     // same hold as the `charge` it undoes.
     let state = unsafe { pool_state(ledger) };
-    if how != bindings::DM_THIN_CHARGE_RESERVED as c_int {
+    // A device charged from its reservation or an earmark had an entry at
+    // `charge` time, under the same lock hold, and still has it.
+    let Some(thin) = state.thins.get_mut(&dev_id) else {
         return;
+    };
+    if how == bindings::DM_THIN_CHARGE_RESERVED as c_int {
+        state
+            .ledger
+            .allocation_failed(&mut thin.reservation, Allocation::Reserved);
+    } else if how == bindings::DM_THIN_CHARGE_EARMARKED as c_int {
+        // Put the earmark back. Its chunk may have gone with the bit; if
+        // there is no memory for it, the block goes back into the
+        // device's reservation instead, so that the counts stay true.
+        let (chunk, bit) = EarmarkChunk::locate(block);
+        let restored = match thin.earmarks.get_mut(&chunk) {
+            Some(c) => c.insert(bit),
+            None => {
+                let mut c = EarmarkChunk::new();
+                c.insert(bit);
+                thin.earmarks
+                    .try_create_and_insert(chunk, c, GFP_NOWAIT)
+                    .is_ok()
+            }
+        };
+        let back = if restored {
+            Allocation::Earmarked
+        } else {
+            Allocation::Reserved
+        };
+        state.ledger.allocation_failed(&mut thin.reservation, back);
     }
-    // The device held a reservation at `charge` time under the same lock
-    // hold, so its entry exists (possibly at zero blocks).
-    if let Some(thin) = state.thins.get_mut(&dev_id) {
-        state.ledger.allocation_failed(thin, Allocation::Reserved);
+}
+
+/// `dm_thin_reserve_ops.earmark`: provisioning promises `dev_id`'s unmapped
+/// virtual block `block` the data block its write will need.
+///
+/// # Safety
+///
+/// Called by dm-thin only: `ledger` comes from [`pool_create`] and is not yet
+/// destroyed, and the pool's `reserve_lock` is held.
+unsafe extern "C" fn earmark(ledger: *mut c_void, dev_id: u32, block: u64, free: u64) -> c_int {
+    // SAFETY: dm-thin calls with its ledger and `reserve_lock` held.
+    let state = unsafe { pool_state(ledger) };
+    if state
+        .thins
+        .get(&dev_id)
+        .is_some_and(|t| t.is_earmarked(block))
+    {
+        return 0;
+    }
+    // Allocate what may be needed first, so that a failure leaves the
+    // books untouched.
+    let (chunk, bit) = EarmarkChunk::locate(block);
+    let Ok(thin_node) = RBTreeNodeReservation::new(GFP_KERNEL) else {
+        return ENOMEM.to_errno();
+    };
+    let Ok(chunk_node) = RBTreeNodeReservation::new(GFP_KERNEL) else {
+        return ENOMEM.to_errno();
+    };
+    if state.thins.get(&dev_id).is_none() {
+        state
+            .thins
+            .insert(thin_node.into_node(dev_id, ThinState::new()));
+    }
+    let Some(thin) = state.thins.get_mut(&dev_id) else {
+        return EINVAL.to_errno();
+    };
+    if let Err(e) = state.ledger.earmark(&mut thin.reservation, free) {
+        if thin.reservation.is_empty() {
+            state.thins.remove(&dev_id);
+        }
+        return errno_of_ledger(e);
+    }
+    match thin.earmarks.get_mut(&chunk) {
+        Some(c) => {
+            c.insert(bit);
+        }
+        None => {
+            let mut c = EarmarkChunk::new();
+            c.insert(bit);
+            thin.earmarks.insert(chunk_node.into_node(chunk, c));
+        }
+    }
+    1
+}
+
+/// `dm_thin_reserve_ops.discard`: `dev_id`'s virtual blocks `[begin, end)`
+/// were discarded; their earmarks end.
+///
+/// # Safety
+///
+/// Called by dm-thin only: `ledger` comes from [`pool_create`] and is not yet
+/// destroyed, and the pool's `reserve_lock` is held.
+unsafe extern "C" fn discard(ledger: *mut c_void, dev_id: u32, begin: u64, end: u64) {
+    // SAFETY: dm-thin calls with its ledger and `reserve_lock` held.
+    let state = unsafe { pool_state(ledger) };
+    let Some(thin) = state.thins.get_mut(&dev_id) else {
+        return;
+    };
+    let removed = thin.clear_earmarks(begin, end);
+    // Cannot fail: every bit cleared was counted when it was set.
+    let _ = state
+        .ledger
+        .release_earmarks(&mut thin.reservation, removed);
+    if thin.reservation.is_empty() {
+        state.thins.remove(&dev_id);
     }
 }
 
@@ -238,7 +420,7 @@ unsafe extern "C" fn delete_thin(ledger: *mut c_void, dev_id: u32) {
     // SAFETY: dm-thin calls with its ledger and `reserve_lock` held.
     let state = unsafe { pool_state(ledger) };
     if let Some(mut thin) = state.thins.remove(&dev_id) {
-        state.ledger.remove(&mut thin);
+        state.ledger.remove(&mut thin.reservation);
     }
 }
 
@@ -267,6 +449,8 @@ impl kernel::Module for DmThinReserve {
                 pool_reserved: Some(pool_reserved),
                 charge: Some(charge),
                 uncharge: Some(uncharge),
+                earmark: Some(earmark),
+                discard: Some(discard),
                 delete_thin: Some(delete_thin),
             },
             GFP_KERNEL,

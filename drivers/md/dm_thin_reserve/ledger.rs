@@ -22,6 +22,16 @@
 //! others. Freeing blocks (discard, thin removal) and growing the pool only
 //! add free blocks, so they cannot break it; they need no ledger call.
 //!
+//! # Earmarks
+//!
+//! Provisioning turns part of a device's reservation into earmarks: a
+//! promise for one particular unmapped virtual block, so that the write
+//! that maps it later cannot fail ([`PoolLedger::earmark`]). An earmarked
+//! block is still free in the pool and counts as reserved until it is
+//! allocated ([`PoolLedger::allocate_earmarked`]) or discarded
+//! ([`PoolLedger::release_earmarks`]). Which blocks are earmarked is kept
+//! by the caller (see [`EarmarkChunk`]); the ledger keeps the counts.
+//!
 //! The block interface is absolute (`set_reserved_space` says "my
 //! reservation is now N"); the ledger works in deltas
 //! ([`PoolLedger::reserve`], [`PoolLedger::release`]) and
@@ -55,18 +65,34 @@ impl LedgerError {
 /// the pool's total always equals the sum over its devices.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct ThinReservation {
+    /// The reservation the device sets (`set_reserved_space`).
     blocks: u64,
+    /// Blocks earmarked for particular virtual blocks by provisioning.
+    earmarked: u64,
 }
 
 impl ThinReservation {
     /// A device that holds nothing.
     pub const fn new() -> Self {
-        Self { blocks: 0 }
+        Self {
+            blocks: 0,
+            earmarked: 0,
+        }
     }
 
-    /// Blocks held.
+    /// Blocks held as the device's reservation, earmarks not included.
     pub fn blocks(&self) -> u64 {
         self.blocks
+    }
+
+    /// Blocks earmarked for particular virtual blocks.
+    pub fn earmarked(&self) -> u64 {
+        self.earmarked
+    }
+
+    /// Whether the device holds nothing at all.
+    pub fn is_empty(&self) -> bool {
+        self.blocks == 0 && self.earmarked == 0
     }
 }
 
@@ -83,6 +109,8 @@ pub enum Allocation {
     Reserved,
     /// Taken from blocks nobody had reserved.
     Unreserved,
+    /// The block's own earmark.
+    Earmarked,
 }
 
 impl PoolLedger {
@@ -184,21 +212,165 @@ impl PoolLedger {
         }
     }
 
-    /// Undoes a successful [`PoolLedger::allocate`] whose allocation did not
-    /// happen: a block taken from the reservation goes back into it.
+    /// Undoes a successful [`PoolLedger::allocate`] or
+    /// [`PoolLedger::allocate_earmarked`] whose allocation did not happen:
+    /// a block taken from the reservation or an earmark goes back there.
     pub fn allocation_failed(&mut self, thin: &mut ThinReservation, how: Allocation) {
-        if how == Allocation::Reserved {
-            // Both counts were decremented by allocate(); they cannot be at
-            // u64::MAX, so these additions cannot overflow.
-            thin.blocks = thin.blocks.saturating_add(1);
-            self.reserved = self.reserved.saturating_add(1);
+        // The counts were decremented by the allocation; they cannot be at
+        // u64::MAX, so these additions cannot overflow.
+        match how {
+            Allocation::Reserved => thin.blocks = thin.blocks.saturating_add(1),
+            Allocation::Earmarked => thin.earmarked = thin.earmarked.saturating_add(1),
+            Allocation::Unreserved => return,
+        }
+        self.reserved = self.reserved.saturating_add(1);
+    }
+
+    /// Earmarks one unmapped block for `thin`, with `free` blocks free in
+    /// the pool, charged as [`PoolLedger::allocate`] would charge its
+    /// allocation: the device's reservation first, else a block nobody
+    /// reserved. The caller records which block it is.
+    pub fn earmark(
+        &mut self,
+        thin: &mut ThinReservation,
+        free: u64,
+    ) -> Result<Allocation, LedgerError> {
+        let earmarked = thin.earmarked.checked_add(1).ok_or(LedgerError::Overflow)?;
+        if thin.blocks > 0 {
+            thin.blocks -= 1;
+            thin.earmarked = earmarked;
+            return Ok(Allocation::Reserved);
+        }
+        if free > self.reserved {
+            // free > reserved, so reserved + 1 cannot overflow.
+            self.reserved += 1;
+            thin.earmarked = earmarked;
+            Ok(Allocation::Unreserved)
+        } else {
+            Err(LedgerError::NoSpace)
         }
     }
 
-    /// A thin device goes away: its reservation returns to the pool.
+    /// An earmarked block of `thin` is being allocated: the earmark pays.
+    /// Same rules as [`PoolLedger::allocate`] about the lock and failure.
+    pub fn allocate_earmarked(
+        &mut self,
+        thin: &mut ThinReservation,
+    ) -> Result<Allocation, LedgerError> {
+        thin.earmarked = thin.earmarked.checked_sub(1).ok_or(LedgerError::NotHeld)?;
+        // At least 1 while the pool total is the sum of its devices'.
+        self.reserved = self.reserved.saturating_sub(1);
+        Ok(Allocation::Earmarked)
+    }
+
+    /// `blocks` earmarks of `thin` end without an allocation (the blocks
+    /// were discarded): they return to the pool.
+    pub fn release_earmarks(
+        &mut self,
+        thin: &mut ThinReservation,
+        blocks: u64,
+    ) -> Result<(), LedgerError> {
+        let earmarked = thin
+            .earmarked
+            .checked_sub(blocks)
+            .ok_or(LedgerError::NotHeld)?;
+        let pool_total = self
+            .reserved
+            .checked_sub(blocks)
+            .ok_or(LedgerError::NotHeld)?;
+        thin.earmarked = earmarked;
+        self.reserved = pool_total;
+        Ok(())
+    }
+
+    /// A thin device goes away: its reservation and earmarks return to the
+    /// pool.
     pub fn remove(&mut self, thin: &mut ThinReservation) {
         let held = thin.blocks;
+        let earmarked = thin.earmarked;
         // Cannot fail while the pool total is the sum of its devices'.
         let _ = self.release(thin, held);
+        let _ = self.release_earmarks(thin, earmarked);
+    }
+}
+
+/// Virtual blocks per [`EarmarkChunk`].
+pub const EARMARK_CHUNK_BLOCKS: u64 = 512;
+
+/// Which of 512 consecutive virtual blocks of a device are earmarked. The
+/// kernel module keeps one per chunk that has any, by chunk number, so
+/// that an earmark costs a bit and consuming one never allocates.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct EarmarkChunk {
+    bits: [u64; (EARMARK_CHUNK_BLOCKS / 64) as usize],
+}
+
+impl EarmarkChunk {
+    /// The chunk number and the bit within it of virtual block `block`.
+    pub fn locate(block: u64) -> (u64, u32) {
+        // The remainder is below 512, so the cast cannot truncate.
+        (
+            block / EARMARK_CHUNK_BLOCKS,
+            (block % EARMARK_CHUNK_BLOCKS) as u32,
+        )
+    }
+
+    /// A chunk with nothing earmarked.
+    pub const fn new() -> Self {
+        Self {
+            bits: [0; (EARMARK_CHUNK_BLOCKS / 64) as usize],
+        }
+    }
+
+    fn word_mask(bit: u32) -> (usize, u64) {
+        let bit = bit % EARMARK_CHUNK_BLOCKS as u32;
+        ((bit / 64) as usize, 1u64 << (bit % 64))
+    }
+
+    /// Whether `bit` is earmarked.
+    pub fn contains(&self, bit: u32) -> bool {
+        let (word, mask) = Self::word_mask(bit);
+        self.bits[word] & mask != 0
+    }
+
+    /// Earmarks `bit`; false if it was already.
+    pub fn insert(&mut self, bit: u32) -> bool {
+        let (word, mask) = Self::word_mask(bit);
+        let was = self.bits[word] & mask != 0;
+        self.bits[word] |= mask;
+        !was
+    }
+
+    /// Ends `bit`'s earmark; false if it had none.
+    pub fn remove(&mut self, bit: u32) -> bool {
+        let (word, mask) = Self::word_mask(bit);
+        let was = self.bits[word] & mask != 0;
+        self.bits[word] &= !mask;
+        was
+    }
+
+    /// Ends the earmarks of bits `[begin, end)` (clamped to the chunk) and
+    /// returns how many there were.
+    pub fn remove_range(&mut self, begin: u32, end: u32) -> u32 {
+        let end = end.min(EARMARK_CHUNK_BLOCKS as u32);
+        let mut removed = 0;
+        let mut bit = begin;
+        while bit < end {
+            if self.remove(bit) {
+                removed += 1;
+            }
+            bit += 1;
+        }
+        removed
+    }
+
+    /// Earmarked bits in the chunk.
+    pub fn count(&self) -> u32 {
+        self.bits.iter().map(|w| w.count_ones()).sum()
+    }
+
+    /// Whether nothing in the chunk is earmarked.
+    pub fn is_empty(&self) -> bool {
+        self.bits.iter().all(|w| *w == 0)
     }
 }

@@ -58,7 +58,7 @@ tr_check "every writer got ENOSPC ($enospc of $RFC_WRITERS)" [ "$enospc" = "$RFC
 tr_check "the pool never went out of data space" [ "$pool_ok" = 0 ]
 tr_check "sync succeeded" [ "$sync_rc" = 0 ]
 tr_check "no writeback errors, I/O errors, shutdowns or accounting drift in the kernel log" tr_no_harm
-tr_check "ENOSPC came late: pool at least 90% used at the first ENOSPC" [ "$first" -ge 900 ]
+tr_check "ENOSPC came late: pool at least 97% used at the first ENOSPC" [ "$first" -ge 970 ]
 
 umount "$TR_MNT"
 tr_check "unmount gave every reservation back (pool reserved $before -> $(tr_pool_reserved pool))" \

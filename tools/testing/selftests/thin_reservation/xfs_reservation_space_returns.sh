@@ -86,14 +86,11 @@ done
 tr_check "each of $ROUNDS fill / rm / fstrim rounds ended in ENOSPC ($enospc)" [ "$enospc" = "$ROUNDS" ]
 tr_check "every round's acknowledged data reads back intact ($intact of $wrote files)" \
 	[ "$intact" = "$wrote" ]
-# The open bug in the README: some rounds get ENOSPC already at open(),
-# the space the previous round's trim should have returned not yet back.
-# Reported, not hidden: a skip with the count until it is fixed.
-if [ "$wrote" = "$ROUNDS" ]; then
-	ktap_test_pass "every round could create its file after rm + fstrim"
-else
-	ktap_test_skip "every round could create its file after rm + fstrim: $((ROUNDS - wrote)) of $ROUNDS could not (open bug, README)"
-fi
+# Each round's trim returns its space before the next round starts: an
+# allocation right after the trim must not find the pool "full" of blocks
+# freed since the last metadata commit (dm-thin commits and retries).
+tr_check "every round could create its file after rm + fstrim ($wrote of $ROUNDS)" \
+	[ "$wrote" = "$ROUNDS" ]
 
 # generic/347's pattern: grow the pool after ENOSPC, write on.
 fill_to_enospc "$TR_MNT/before-grow" 1

@@ -5,7 +5,10 @@
 //! leaks, the same answers as the model, and every promise can be kept.
 
 use proptest::prelude::*;
-use thin_reserve_host::ledger::{Allocation, LedgerError, PoolLedger, ThinReservation};
+use std::collections::BTreeSet;
+use thin_reserve_host::ledger::{
+    Allocation, EarmarkChunk, LedgerError, PoolLedger, ThinReservation, EARMARK_CHUNK_BLOCKS,
+};
 
 const THINS: usize = 4;
 
@@ -24,6 +27,14 @@ enum Op {
     Grow(u64),
     /// A thin device goes away.
     Remove(usize),
+    /// Provisioning earmarks one block for a device.
+    Earmark(usize),
+    /// An earmarked block is written: the pool allocates it from the earmark.
+    AllocateEarmarked(usize),
+    /// The same, but the real allocation fails and the earmark is restored.
+    AllocateEarmarkedFails(usize),
+    /// Earmarked blocks are discarded.
+    ReleaseEarmarks(usize, u64),
 }
 
 fn count() -> impl Strategy<Value = u64> {
@@ -44,7 +55,11 @@ fn op() -> impl Strategy<Value = Op> {
         1 => t.clone().prop_map(Op::AllocateFails),
         1 => (0..16u64).prop_map(Op::Discard),
         1 => (0..16u64).prop_map(Op::Grow),
-        1 => t.prop_map(Op::Remove),
+        1 => t.clone().prop_map(Op::Remove),
+        2 => t.clone().prop_map(Op::Earmark),
+        2 => t.clone().prop_map(Op::AllocateEarmarked),
+        1 => t.clone().prop_map(Op::AllocateEarmarkedFails),
+        1 => (t, 0..4u64).prop_map(|(t, n)| Op::ReleaseEarmarks(t, n)),
     ]
 }
 
@@ -55,6 +70,7 @@ struct Model {
     capacity: u64,
     used: u64,
     held: [u64; THINS],
+    earmarked: [u64; THINS],
 }
 
 impl Model {
@@ -62,7 +78,33 @@ impl Model {
         self.capacity - self.used
     }
     fn reserved(&self) -> u128 {
-        self.held.iter().map(|&h| u128::from(h)).sum()
+        self.held
+            .iter()
+            .chain(self.earmarked.iter())
+            .map(|&h| u128::from(h))
+            .sum()
+    }
+    fn earmark(&mut self, t: usize) -> Result<Allocation, LedgerError> {
+        if self.held[t] > 0 {
+            self.held[t] -= 1;
+            self.earmarked[t] += 1;
+            return Ok(Allocation::Reserved);
+        }
+        if u128::from(self.free()) > self.reserved() {
+            self.earmarked[t] += 1;
+            Ok(Allocation::Unreserved)
+        } else {
+            Err(LedgerError::NoSpace)
+        }
+    }
+    fn allocate_earmarked(&mut self, t: usize) -> Result<Allocation, LedgerError> {
+        if self.earmarked[t] == 0 {
+            return Err(LedgerError::NotHeld);
+        }
+        // Reserved blocks are free blocks: the allocation cannot fail.
+        assert!(self.free() > 0);
+        self.earmarked[t] -= 1;
+        Ok(Allocation::Earmarked)
     }
     fn reserve(&mut self, t: usize, n: u64) -> Result<(), LedgerError> {
         let total = self.reserved() + u128::from(n);
@@ -108,6 +150,12 @@ fn check(
 ) -> Result<(), TestCaseError> {
     for (t, thin) in thins.iter().enumerate() {
         prop_assert_eq!(thin.blocks(), model.held[t], "device {}", t);
+        prop_assert_eq!(
+            thin.earmarked(),
+            model.earmarked[t],
+            "device {} earmarks",
+            t
+        );
     }
     prop_assert_eq!(
         u128::from(ledger.reserved()),
@@ -134,7 +182,7 @@ proptest! {
     fn ledger_matches_model(capacity in 0..48u64, ops in prop::collection::vec(op(), 0..80)) {
         let mut ledger = PoolLedger::new();
         let mut thins: [ThinReservation; THINS] = Default::default();
-        let mut model = Model { capacity, used: 0, held: [0; THINS] };
+        let mut model = Model { capacity, used: 0, held: [0; THINS], earmarked: [0; THINS] };
 
         for op in ops {
             let free = model.free();
@@ -171,6 +219,34 @@ proptest! {
                 Op::Remove(t) => {
                     ledger.remove(&mut thins[t]);
                     model.held[t] = 0;
+                    model.earmarked[t] = 0;
+                }
+                Op::Earmark(t) => {
+                    prop_assert_eq!(ledger.earmark(&mut thins[t], free), model.earmark(t));
+                }
+                Op::AllocateEarmarked(t) => {
+                    let got = ledger.allocate_earmarked(&mut thins[t]);
+                    prop_assert_eq!(got, model.allocate_earmarked(t));
+                    if got.is_ok() {
+                        model.used += 1;
+                    }
+                }
+                Op::AllocateEarmarkedFails(t) => {
+                    let got = ledger.allocate_earmarked(&mut thins[t]);
+                    prop_assert_eq!(got, model.allocate_earmarked(t));
+                    if let Ok(how) = got {
+                        ledger.allocation_failed(&mut thins[t], how);
+                        model.earmarked[t] += 1;
+                    }
+                }
+                Op::ReleaseEarmarks(t, n) => {
+                    let want = if n > model.earmarked[t] {
+                        Err(LedgerError::NotHeld)
+                    } else {
+                        model.earmarked[t] -= n;
+                        Ok(())
+                    };
+                    prop_assert_eq!(ledger.release_earmarks(&mut thins[t], n), want);
                 }
             }
             check(&ledger, &thins, &model)?;
@@ -184,6 +260,12 @@ proptest! {
                 prop_assert_eq!(ledger.allocate(thin, free), Ok(Allocation::Reserved));
                 model.used += 1;
                 model.held[t] -= 1;
+            }
+            for _ in 0..thin.earmarked() {
+                prop_assert_eq!(ledger.allocate_earmarked(thin), Ok(Allocation::Earmarked));
+                prop_assert!(model.free() > 0, "an earmark without a free block");
+                model.used += 1;
+                model.earmarked[t] -= 1;
             }
         }
         // Nothing leaks: with every device gone, nothing is reserved.
@@ -213,6 +295,44 @@ proptest! {
         }
         prop_assert_eq!(used, capacity);
         prop_assert_eq!(ledger.reserved(), 0);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1000))]
+
+    /// An earmark chunk against a set of earmarked blocks.
+    #[test]
+    fn earmark_chunk_matches_set(ops in prop::collection::vec((0..4u8, 0..600u32, 0..600u32), 0..200)) {
+        let mut chunk = EarmarkChunk::new();
+        let mut set = BTreeSet::new();
+        for (what, a, b) in ops {
+            let bit = a % EARMARK_CHUNK_BLOCKS as u32;
+            match what {
+                0 => prop_assert_eq!(chunk.insert(bit), set.insert(bit)),
+                1 => prop_assert_eq!(chunk.remove(bit), set.remove(&bit)),
+                2 => {
+                    let (lo, hi) = (a.min(b), a.max(b));
+                    let top = hi.min(EARMARK_CHUNK_BLOCKS as u32);
+                    let gone: Vec<u32> = set.iter().copied().filter(|&b| b >= lo && b < top).collect();
+                    for g in &gone {
+                        set.remove(g);
+                    }
+                    prop_assert_eq!(chunk.remove_range(lo, hi), gone.len() as u32);
+                }
+                _ => prop_assert_eq!(chunk.contains(bit), set.contains(&bit)),
+            }
+            prop_assert_eq!(chunk.count() as usize, set.len());
+            prop_assert_eq!(chunk.is_empty(), set.is_empty());
+        }
+    }
+
+    /// Blocks map to one chunk and bit each, and back.
+    #[test]
+    fn earmark_locate_is_exact(block in any::<u64>()) {
+        let (chunk, bit) = EarmarkChunk::locate(block);
+        prop_assert!(u64::from(bit) < EARMARK_CHUNK_BLOCKS);
+        prop_assert_eq!(chunk * EARMARK_CHUNK_BLOCKS + u64::from(bit), block);
     }
 }
 
