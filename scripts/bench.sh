@@ -20,7 +20,10 @@ for v in BENCH_POOL_MIB BENCH_THIN BENCH_REPS BENCH_CHUNKS BENCH_WORKLOADS \
 	BENCH_TPUT_MIB BENCH_PARTS BENCH_ZERO; do
 	[ -n "${!v:-}" ] && append+=" $v=$(echo "${!v}" | tr ' ' ',')"
 done
-run=$("$TR_TOP/scripts/vm.sh" --flavour "${FLAVOUR:-release}" --mode bench \
+# A 16 GiB sparse scratch disk: the throughput pool must hold the worst
+# case of everything a run can have dirty, so that it measures reserving,
+# not running out.
+run=$(TR_SCRATCH_SIZE=16G "$TR_TOP/scripts/vm.sh" --flavour "${FLAVOUR:-release}" --mode bench \
 	--timeout "${BENCH_TIMEOUT:-3600}" --append "$append" | tail -n1)
 grep -q '^bench: done' "$run/results/bench.txt" 2>/dev/null ||
 	{ tail -n 30 "$run/console.log"; tr_die "the benchmark did not finish; see $run/console.log"; }

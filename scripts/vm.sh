@@ -63,9 +63,10 @@ echo "$tests" >"$opt/tests"
 cat "$base" "$run/overlay.cpio.gz" >"$run/initramfs.cpio.gz"
 rm -rf "$stage" "$run/overlay.cpio.gz"
 
-# Fresh sparse disks every run: the scratch disk for lvm, the results disk
+# Fresh sparse disks every run: the scratch disk for lvm (TR_SCRATCH_SIZE,
+# default 4G; the benchmark asks for more), the results disk
 # the guest writes a tar archive onto.
-truncate -s 4G "$run/scratch.img"
+truncate -s "${TR_SCRATCH_SIZE:-4G}" "$run/scratch.img"
 truncate -s 64M "$run/results.img"
 
 console=(-serial "file:$run/console.log")

@@ -351,19 +351,25 @@ unsafe extern "C" fn earmark(ledger: *mut c_void, dev_id: u32, block: u64, free:
     {
         return 0;
     }
-    // Allocate what may be needed first, so that a failure leaves the
-    // books untouched.
+    // Allocate the tree nodes that are missing first, so that a failure
+    // leaves the books untouched.
     let (chunk, bit) = EarmarkChunk::locate(block);
-    let Ok(thin_node) = RBTreeNodeReservation::new(GFP_KERNEL) else {
-        return ENOMEM.to_errno();
+    let thin_node = match state.thins.get(&dev_id) {
+        Some(_) => None,
+        None => match RBTreeNodeReservation::new(GFP_KERNEL) {
+            Ok(node) => Some(node),
+            Err(_) => return ENOMEM.to_errno(),
+        },
     };
-    let Ok(chunk_node) = RBTreeNodeReservation::new(GFP_KERNEL) else {
-        return ENOMEM.to_errno();
+    let chunk_node = match state.thins.get(&dev_id) {
+        Some(thin) if thin.earmarks.get(&chunk).is_some() => None,
+        _ => match RBTreeNodeReservation::new(GFP_KERNEL) {
+            Ok(node) => Some(node),
+            Err(_) => return ENOMEM.to_errno(),
+        },
     };
-    if state.thins.get(&dev_id).is_none() {
-        state
-            .thins
-            .insert(thin_node.into_node(dev_id, ThinState::new()));
+    if let Some(node) = thin_node {
+        state.thins.insert(node.into_node(dev_id, ThinState::new()));
     }
     let Some(thin) = state.thins.get_mut(&dev_id) else {
         return EINVAL.to_errno();
@@ -374,15 +380,17 @@ unsafe extern "C" fn earmark(ledger: *mut c_void, dev_id: u32, block: u64, free:
         }
         return errno_of_ledger(e);
     }
-    match thin.earmarks.get_mut(&chunk) {
-        Some(c) => {
+    match (thin.earmarks.get_mut(&chunk), chunk_node) {
+        (Some(c), _) => {
             c.insert(bit);
         }
-        None => {
+        (None, Some(node)) => {
             let mut c = EarmarkChunk::new();
             c.insert(bit);
-            thin.earmarks.insert(chunk_node.into_node(chunk, c));
+            thin.earmarks.insert(node.into_node(chunk, c));
         }
+        // The chunk was looked for above, under the same lock hold.
+        (None, None) => return EINVAL.to_errno(),
     }
     1
 }

@@ -345,6 +345,26 @@ tr_xfs_delete() {
 	sync
 }
 
+# fstrim MOUNTPOINT, then wait (up to 120 s) until pool POOL's usage has
+# stopped falling for 2 s: since Linux 6.6 FITRIM returns before its
+# discards complete, and until they do the pool does not have the space
+# back (see the README).
+tr_fstrim() {
+	fstrim "$1" || return 1
+	last=$(tr_pool_data_blocks "${2:-pool}" | awk '{ print $1 }') same=0
+	for _ in $(seq 240); do
+		sleep 0.5
+		now=$(tr_pool_data_blocks "${2:-pool}" | awk '{ print $1 }')
+		if [ "$now" = "$last" ]; then
+			same=$((same + 1))
+			[ $same -ge 4 ] && return 0
+		else
+			same=0
+		fi
+		last=$now
+	done
+}
+
 # Pool data usage as a percentage with one decimal: "used*1000/total".
 tr_permille() { echo $(($1 * 1000 / $2)); }
 tr_percent() { echo "$(($1 / 10)).$(($1 % 10))%"; }

@@ -39,12 +39,12 @@ tr_watch_pool
 fill_to_enospc "$TR_MNT/fill" 1
 full=$(tr_pool_data_blocks pool)
 tr_xfs_delete "$TR_MNT/fill"
-fstrim "$TR_MNT"
+tr_fstrim "$TR_MNT"
 trimmed=$(tr_pool_data_blocks pool)
 tr_msg "pool used/total: full $full, after rm + fstrim $trimmed"
 tr_check "after ENOSPC, rm + fstrim give space back and 32 MiB write again" write_mib 32 1
 for f in "$TR_MNT"/again*; do tr_xfs_delete "$f"; done
-fstrim "$TR_MNT"
+tr_fstrim "$TR_MNT"
 umount "$TR_MNT"
 
 # Online discard: rm alone gives the space back.
@@ -80,7 +80,7 @@ while [ $round -le "$ROUNDS" ]; do
 		tr_msg "round $round: no file ($(tr_written "$TR_MNT/round" msg)); before it $before"
 	fi
 	tr_xfs_delete "$TR_MNT/round"
-	fstrim "$TR_MNT"
+	tr_fstrim "$TR_MNT"
 	round=$((round + 1))
 done
 tr_check "each of $ROUNDS fill / rm / fstrim rounds ended in ENOSPC ($enospc)" [ "$enospc" = "$ROUNDS" ]
