@@ -155,16 +155,19 @@ impl PoolLedger {
 
     /// Gives back `blocks` of `thin`'s reservation.
     pub fn release(&mut self, thin: &mut ThinReservation, blocks: u64) -> Result<(), LedgerError> {
-        let thin_total = thin
-            .blocks
-            .checked_sub(blocks)
-            .ok_or(LedgerError::NotHeld)?;
+        self.give_back(&mut thin.blocks, blocks)
+    }
+
+    /// Returns `blocks` of a device's count `held` (its reservation or its
+    /// earmarks) to the pool; on error nothing changes.
+    fn give_back(&mut self, held: &mut u64, blocks: u64) -> Result<(), LedgerError> {
+        let held_total = held.checked_sub(blocks).ok_or(LedgerError::NotHeld)?;
         // Cannot fail while the pool total is the sum of its devices'.
         let pool_total = self
             .reserved
             .checked_sub(blocks)
             .ok_or(LedgerError::NotHeld)?;
-        thin.blocks = thin_total;
+        *held = held_total;
         self.reserved = pool_total;
         Ok(())
     }
@@ -270,17 +273,7 @@ impl PoolLedger {
         thin: &mut ThinReservation,
         blocks: u64,
     ) -> Result<(), LedgerError> {
-        let earmarked = thin
-            .earmarked
-            .checked_sub(blocks)
-            .ok_or(LedgerError::NotHeld)?;
-        let pool_total = self
-            .reserved
-            .checked_sub(blocks)
-            .ok_or(LedgerError::NotHeld)?;
-        thin.earmarked = earmarked;
-        self.reserved = pool_total;
-        Ok(())
+        self.give_back(&mut thin.earmarked, blocks)
     }
 
     /// A thin device goes away: its reservation and earmarks return to the
