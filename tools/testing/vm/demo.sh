@@ -29,7 +29,7 @@ run() {
 	tr_watch_pool
 	start=$(date +%s)
 	tr_run_writers $WRITERS $LIMIT_MIB
-	sync
+	sync -f "$TR_MNT"
 	sync_rc=$?
 	sleep 2
 	tr_unwatch_pool
@@ -82,7 +82,7 @@ echo "== The RFC scenario, twice: stock 6.12, then with reservations"
 echo "   lvcreate --thinpool test/pool -L1G; lvcreate -T test/pool -n thin -V 10G"
 echo "   mkfs.xfs -f /dev/test/thin; mount /dev/test/thin /mnt -o discard"
 echo "   $WRITERS buffered writers (dd bs=4k of a known pattern), $LIMIT_MIB MiB in all at most"
-echo "   then sync, remount, and compare every file with what was written"
+echo "   then syncfs (sync -f), remount, and compare every file with what was written"
 run stock
 run reserve
 
@@ -92,7 +92,7 @@ echo "== Summary"
 row "" "stock" "with reservations"
 row "mount says" "$stock_enabled" "$reserve_enabled"
 row "writers got" "$stock_results" "$reserve_results"
-row "sync exit" "$stock_sync" "$reserve_sync"
+row "syncfs exit" "$stock_sync" "$reserve_sync"
 row "acknowledged to writers" "$(tr_mib "$stock_acked")" "$(tr_mib "$reserve_acked")"
 row "pool data space" "$(tr_mib "$stock_pool")" "$(tr_mib "$reserve_pool")"
 row "pool blocks used at the end" "$stock_used" "$reserve_used"

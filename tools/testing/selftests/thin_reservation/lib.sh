@@ -97,7 +97,7 @@ tr_pool_block_bytes() {
 # the stock path, which never sees ENOSPC in time, ends. The filesystem stays
 # mounted for the caller to inspect; tr_vg_destroy cleans up. Sets:
 #   RFC_DD_RC RFC_DD_MSG     dd's exit status and last line of its stderr
-#   RFC_SYNC_RC              sync's exit status
+#   RFC_SYNC_RC              syncfs's exit status (sync -f)
 #   RFC_ACKED                bytes acknowledged to dd (the file's size)
 #   RFC_POOL_BYTES           the pool's data size
 #   RFC_USED RFC_TOTAL       pool data blocks used and total at the end
@@ -127,7 +127,8 @@ tr_rfc_scenario() {
 	RFC_DD_RC=$?
 	RFC_DD_MSG=$(grep -v 'records\|bytes' /tmp/rfc-dd.err.$$ | tail -n 1)
 	[ -n "$RFC_DD_MSG" ] || RFC_DD_MSG="no error"
-	sync
+	# syncfs, whose result reports writeback errors (plain sync's does not).
+	sync -f "$TR_MNT"
 	RFC_SYNC_RC=$?
 	sleep 2
 	kill "$watcher"
@@ -363,6 +364,13 @@ tr_fstrim() {
 		fi
 		last=$now
 	done
+}
+
+# tr_is_enospc MESSAGE [PERMILLE]: MESSAGE says "No space left on device",
+# and, if given, the pool was at least 99.0% used (PERMILLE >= 990).
+tr_is_enospc() {
+	echo "$1" | grep -q 'No space left on device' || return 1
+	[ -z "${2:-}" ] || [ "$2" -ge 990 ]
 }
 
 # Pool data usage as a percentage with one decimal: "used*1000/total".

@@ -60,8 +60,8 @@ rm -f "$TR_MNT/huge"
 tr_pattern 7 | dd of="$TR_MNT/direct" bs=1M count=512 oflag=direct $TR_DD_FULLBLOCK 2>/tmp/tr-dio.err
 dio_msg=$(grep -v 'records\|bytes' /tmp/tr-dio.err | tail -n 1)
 tr_msg "direct I/O writer: ${dio_msg:-no error}, $(tr_mib "$(stat -c %s "$TR_MNT/direct")") written"
-tr_check "direct I/O stops with ENOSPC" sh -c "echo '$dio_msg' | grep -q 'No space left on device'"
-tr_pattern 8 | dd of="$TR_MNT/prealloc" bs=64k count=16 conv=notrunc $TR_DD_FULLBLOCK 2>/dev/null && sync
+tr_check "direct I/O stops with ENOSPC" tr_is_enospc "$dio_msg"
+tr_pattern 8 | dd of="$TR_MNT/prealloc" bs=64k count=16 conv=notrunc,fsync $TR_DD_FULLBLOCK 2>/dev/null
 tr_check "the fallocated range is still writable on the full pool" [ $? = 0 ]
 tr_check "no writeback errors, I/O errors, shutdowns or accounting drift in the kernel log" tr_no_harm
 umount "$TR_MNT"

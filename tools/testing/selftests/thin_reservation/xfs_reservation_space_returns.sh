@@ -30,7 +30,7 @@ fill_to_enospc() {
 # Write MIB fresh mebibytes as writer N; succeed if all were accepted.
 write_mib() {
 	tr_write_pattern "$TR_MNT/again$2" "$2" "$1"
-	[ "$(tr_written "$TR_MNT/again$2" rc)" = 0 ] && sync
+	[ "$(tr_written "$TR_MNT/again$2" rc)" = 0 ] && sync -f "$TR_MNT"
 }
 
 # fstrim.
