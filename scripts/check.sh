@@ -37,6 +37,8 @@ step() { # step DESCRIPTION COMMAND...
 	fi
 }
 
+# fd 3: our stdout, for progress lines from inside command substitutions.
+exec 3>&1
 echo "TAP version 13"
 echo "# thin-reserve check on the $flavour kernel; step output in $log"
 
@@ -117,14 +119,18 @@ selftests=$TR_TOP/tools/testing/selftests/thin_reservation
 expected=${TESTS:-$(sed -n 's/^TEST_PROGS[ :+]*= *//p' "$selftests/Makefile" | tr '\n' ' ')}
 if [ $vm_ok = 1 ]; then
 	start=$(date +%s)
+	# Progress lines ("# vm: ...") as each test starts and ends; the rest
+	# of vm.sh's stderr goes to the log only.
 	run=$("$TR_TOP/scripts/vm.sh" --flavour "$flavour" --mode tests --tests "$expected" \
-		--timeout "${VM_TIMEOUT:-2700}" 2>>"$log" | tail -n1)
+		--timeout "${VM_TIMEOUT:-2700}" \
+		2> >(tee -a "$log" | grep --line-buffered '^# vm: ' >&3) | tail -n1)
 	echo "# VM run took $(($(date +%s) - start)) s; logs in $run"
 fi
 ktap=${run:-/nonexistent}/results/ktap.txt
 for t in $expected; do
 	line=$(grep -E "^(not )?ok [0-9]+ selftests: thin_reservation: $t( |$)" "$ktap" 2>/dev/null)
-	desc="vm: thin_reservation: $t"
+	took=$(sed -n "s/^# time: $t \([0-9]*\) s .*/\1/p" "$ktap" 2>/dev/null)
+	desc="vm: thin_reservation: $t${took:+ ($took s)}"
 	case $line in
 	"") result fail "$desc" "not run: ${run:+the guest stopped before it finished (see $run/console.log)}${run:-build failed}" ;;
 	"not ok"*) result fail "$desc" "${line#*# }" ;;
@@ -135,6 +141,8 @@ for t in $expected; do
 	sed -n "/^# selftests: thin_reservation: $t\$/,/^\(not \)\?ok [0-9]/p" "$ktap" 2>/dev/null |
 		grep -E '^# (not ok|Bail out|# )' | sed 's/^/#   /' | grep -E 'not ok|Bail' || true
 done
+suite_time=$(sed -n 's/^# time: all \([0-9]*\) s$/\1/p' "$ktap" 2>/dev/null)
+[ -z "$suite_time" ] || echo "# VM selftests took $suite_time s of guest time in all"
 if [ -n "${run:-}" ]; then
 	if grep -q '^thin-reserve-vm: finished' "$run/console.log"; then
 		result ok "vm: guest ran to the end and powered off"

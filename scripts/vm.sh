@@ -80,19 +80,38 @@ fi
 tr_log "booting $flavour kernel, mode $mode, timeout ${timeout}s; console: $run/console.log"
 start=$(date +%s)
 set +e
+# Progress: the guest marks each phase on the console as it starts and ends
+# ("thin-reserve-vm: start NAME ..." / "end NAME ... time=Ns"); echo those
+# to stderr as "# vm: ..." lines while the VM runs, with the host's clock.
+progress=
+if [ "$mode" != shell ]; then
+	: >"$run/console.log"
+	(tail -n +1 -F "$run/console.log" 2>/dev/null |
+		sed -un 's/^.*thin-reserve-vm: \(start\|end\|phase\) /\1 /p' |
+		while IFS= read -r line; do
+			printf '# vm: +%ss %s\n' "$(($(date +%s) - start))" "$line" >&2
+		done) &
+	progress=$!
+fi
 # --foreground: QEMU stays in our process group, so killing us kills it too.
 timeout --foreground -k 10 "$timeout" qemu-system-x86_64 \
 	-accel tcg -m 2G -smp 2,sockets=2,cores=1,threads=1 \
 	-display none -no-reboot -monitor none \
 	"${console[@]}" \
 	-kernel "$tree/arch/x86/boot/bzImage" -initrd "$run/initramfs.cpio.gz" \
-	-append "console=ttyS0 panic=-1 oops=panic tsc=reliable thin_reserve.mode=$mode $append" \
+	-append "console=ttyS0 panic=-1 oops=panic tsc=reliable thin_reserve.mode=$mode thin_reserve.flavour=$flavour $append" \
 	-drive "file=$run/scratch.img,if=none,id=scratch,format=raw,discard=unmap,cache=unsafe" \
 	-device virtio-blk-pci,drive=scratch,serial=tr-scratch \
 	-drive "file=$run/results.img,if=none,id=results,format=raw" \
 	-device virtio-blk-pci,drive=results,serial=tr-results \
 	<"$stdin"
 echo $? >"$run/qemu.rc"
+if [ -n "$progress" ]; then
+	sleep 1
+	pkill -P "$progress" 2>/dev/null
+	kill "$progress" 2>/dev/null
+	wait "$progress" 2>/dev/null
+fi
 set -e
 tr_log "VM exited with $(cat "$run/qemu.rc") after $(($(date +%s) - start)) s"
 

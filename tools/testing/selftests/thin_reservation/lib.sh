@@ -14,6 +14,18 @@
 # shellcheck source=/dev/null
 . "$KTAP_HELPERS"
 
+# The kernel flavour the project's VM booted (thin_reserve.flavour= on the
+# command line): "debug" runs with lockdep, KASAN and kmemleak, several times
+# slower under TCG, so repetitions that only add coverage of the same paths
+# are shortened there (tr_repeat). Elsewhere: "release".
+TR_FLAVOUR=$(sed -n 's/.*thin_reserve\.flavour=\([a-z]*\).*/\1/p' /proc/cmdline 2>/dev/null)
+: "${TR_FLAVOUR:=release}"
+
+# tr_repeat FULL DEBUG: how many rounds of a repeated case to run. The debug
+# kernel runs enough to catch lock, memory and sleep bugs on every path of
+# the case; the release kernel runs them all.
+tr_repeat() { if [ "$TR_FLAVOUR" = debug ]; then echo "$2"; else echo "$1"; fi; }
+
 # The RFC's names: VG test, pool test/pool, thin test/thin.
 TR_VG=test
 TR_MNT=/mnt/thin_reservation
