@@ -302,36 +302,79 @@ unsafe extern "C" fn unmount(thin: *mut c_void) {
 unsafe extern "C" fn reserve(thin: *mut c_void, blocks: u64, rsvd: bool) -> c_int {
     // SAFETY: Per the contract, `thin` is a live mount.
     let mounted = unsafe { thin_mount(thin) };
-    let mut dev = mounted.dev;
-    let mut guard = mounted.books.lock();
-    let (books, log) = &mut *guard;
-    let result = books.reserve(&mut dev, blocks, rsvd);
-    if result == Err(Refusal::NoSpace) {
-        // SAFETY: `ktime_get()` may be called from any context.
-        let now = unsafe { bindings::ktime_get() };
-        if log.last_ns == 0 || now.saturating_sub(log.last_ns) >= REFUSAL_LOG_INTERVAL_NS {
-            let refused = books.stats().refused;
-            let (major, minor) = dev.dev();
-            pr_info!(
-                "{}:{}: pool cannot back {} more blocks ({} promised, {} thin blocks held); {} refusals since the last line\n",
-                major,
-                minor,
-                blocks,
-                books.promised(),
-                books.held(),
-                refused.saturating_sub(log.refused_then)
-            );
-            *log = RefusalLog {
-                last_ns: now.max(1),
-                refused_then: refused,
-            };
+    mounted.promise(blocks, |books, dev| books.reserve(dev, blocks, rsvd))
+}
+
+/// `xfs_thin_ops.reserve_extent`.
+///
+/// # Safety
+///
+/// Called by XFS only, with a pointer from [`mount`], in process context.
+unsafe extern "C" fn reserve_extent(thin: *mut c_void, blocks: u64, rsvd: bool) -> c_int {
+    // SAFETY: Per the contract, `thin` is a live mount.
+    let mounted = unsafe { thin_mount(thin) };
+    mounted.promise(blocks, |books, dev| books.reserve_extent(dev, blocks, rsvd))
+}
+
+impl ThinMount {
+    /// Makes a promise of `blocks` with `make` under the mount's mutex; logs
+    /// a refusal (at most every few seconds) and returns XFS's errno.
+    fn promise(
+        &self,
+        blocks: u64,
+        make: impl FnOnce(&mut Books, &mut ThinDevice) -> Result<(), Refusal>,
+    ) -> c_int {
+        let mut dev = self.dev;
+        let mut guard = self.books.lock();
+        let (books, log) = &mut *guard;
+        let result = make(books, &mut dev);
+        if result == Err(Refusal::NoSpace) {
+            log.refused(books, &dev, blocks);
+        }
+        match result {
+            Ok(()) => 0,
+            Err(Refusal::NoSpace) => ENOSPC.to_errno(),
+            Err(Refusal::Overflow) => -(bindings::EOVERFLOW as c_int),
         }
     }
-    match result {
-        Ok(()) => 0,
-        Err(Refusal::NoSpace) => ENOSPC.to_errno(),
-        Err(Refusal::Overflow) => -(bindings::EOVERFLOW as c_int),
+}
+
+impl RefusalLog {
+    /// A promise of `blocks` was refused: say so unless a line went out
+    /// less than [`REFUSAL_LOG_INTERVAL_NS`] ago.
+    fn refused(&mut self, books: &Books, dev: &ThinDevice, blocks: u64) {
+        // SAFETY: `ktime_get()` may be called from any context.
+        let now = unsafe { bindings::ktime_get() };
+        if self.last_ns != 0 && now.saturating_sub(self.last_ns) < REFUSAL_LOG_INTERVAL_NS {
+            return;
+        }
+        let refused = books.stats().refused;
+        let (major, minor) = dev.dev();
+        pr_info!(
+            "{}:{}: pool cannot back {} more blocks ({} promised, {} thin blocks held); {} refusals since the last line\n",
+            major,
+            minor,
+            blocks,
+            books.promised(),
+            books.held(),
+            refused.saturating_sub(self.refused_then)
+        );
+        *self = RefusalLog {
+            last_ns: now.max(1),
+            refused_then: refused,
+        };
     }
+}
+
+/// `xfs_thin_ops.extent_done`.
+///
+/// # Safety
+///
+/// Called by XFS only, with a pointer from [`mount`], in process context.
+unsafe extern "C" fn extent_done(thin: *mut c_void, blocks: u64) {
+    // SAFETY: Per the contract, `thin` is a live mount.
+    let mounted = unsafe { thin_mount(thin) };
+    mounted.with(|books, dev| books.extent_done(dev, blocks));
 }
 
 /// `xfs_thin_ops.unreserve`.
@@ -353,22 +396,46 @@ unsafe extern "C" fn unreserve(thin: *mut c_void, blocks: u64) {
 unsafe extern "C" fn allocated(thin: *mut c_void, daddr: u64, blocks: u64, from_reservation: u64) {
     // SAFETY: Per the contract, `thin` is a live mount.
     let mounted = unsafe { thin_mount(thin) };
-    let (result, failures) = mounted.with(|books, dev| {
-        let result = books.allocated(dev, daddr, blocks, from_reservation);
-        (result, books.stats().provision_failures)
-    });
-    if let Err(e) = result {
-        // Log the first failure of a mount; unmount reports the count.
-        if failures == 1 {
-            let (major, minor) = mounted.dev.dev();
-            pr_warn!(
-                "{}:{}: provisioning {} blocks at sector {} failed: {:?}; writes there may fail\n",
-                major,
-                minor,
-                blocks,
-                daddr,
-                e
-            );
+    mounted.allocated(daddr, blocks, from_reservation, 0);
+}
+
+/// `xfs_thin_ops.allocated_extent`.
+///
+/// # Safety
+///
+/// Called by XFS only, with a pointer from [`mount`], in process context.
+unsafe extern "C" fn allocated_extent(
+    thin: *mut c_void,
+    daddr: u64,
+    blocks: u64,
+    from_reservation: u64,
+    extent: u64,
+) {
+    // SAFETY: Per the contract, `thin` is a live mount.
+    let mounted = unsafe { thin_mount(thin) };
+    mounted.allocated(daddr, blocks, from_reservation, extent);
+}
+
+impl ThinMount {
+    /// Provisions an allocation and settles the books; logs the first
+    /// failure of the mount (unmount reports the count).
+    fn allocated(&self, daddr: u64, blocks: u64, from_reservation: u64, extent: u64) {
+        let (result, failures) = self.with(|books, dev| {
+            let result = books.allocated(dev, daddr, blocks, from_reservation, extent);
+            (result, books.stats().provision_failures)
+        });
+        if let Err(e) = result {
+            if failures == 1 {
+                let (major, minor) = self.dev.dev();
+                pr_warn!(
+                    "{}:{}: provisioning {} blocks at sector {} failed: {:?}; writes there may fail\n",
+                    major,
+                    minor,
+                    blocks,
+                    daddr,
+                    e
+                );
+            }
         }
     }
 }
@@ -408,6 +475,9 @@ impl kernel::Module for XfsThin {
                 unreserve: Some(unreserve),
                 allocated: Some(allocated),
                 freed: Some(freed),
+                reserve_extent: Some(reserve_extent),
+                extent_done: Some(extent_done),
+                allocated_extent: Some(allocated_extent),
             },
             GFP_KERNEL,
         )?;

@@ -20,6 +20,13 @@
 //! * [`Books::freed`]: allocated blocks were freed; their transaction will
 //!   hand them to [`Books::unreserve`] when it commits, so they count as
 //!   promised until then.
+//! * [`Books::reserve_extent`]: a transaction that allocates at most one
+//!   extent of user data promises its data blocks as one contiguous extent.
+//!   The device holds [`ThinFs::extent_thin_blocks`] for it, not one thin
+//!   block a block. Its blocks are not counted as promised: the promise
+//!   ends when its one allocation is reported ([`Books::allocated`] with
+//!   `extent`) or, if it allocates nothing, with [`Books::extent_done`];
+//!   XFS returns its unused blocks to the free pool without telling us.
 //!
 //! The device's reservation is set as an absolute value, so the books never
 //! drift from the device by accumulating deltas: whatever happened, the next
@@ -92,6 +99,8 @@ pub struct Books {
     allowance: u64,
     /// Filesystem blocks promised and not yet allocated.
     promised: u64,
+    /// Thin blocks held for single-extent promises not yet allocated.
+    extent_cost: u64,
     /// Thin blocks the device holds for this filesystem, as far as we know.
     held: u64,
     stats: Stats,
@@ -104,6 +113,7 @@ impl Books {
             fs,
             allowance: fs.metadata_allowance(agcount),
             promised: 0,
+            extent_cost: 0,
             held: 0,
             stats: Stats::default(),
         }
@@ -124,14 +134,20 @@ impl Books {
     pub fn close(&mut self, dev: &mut impl ReservationDevice) -> (u64, Result<(), DeviceError>) {
         let left = self.promised;
         self.promised = 0;
+        if self.extent_cost != 0 {
+            self.stats.drift = self.stats.drift.saturating_add(self.extent_cost);
+            self.extent_cost = 0;
+        }
         (left, self.set(dev, 0))
     }
 
     /// The thin blocks the device must hold while `promised` filesystem
-    /// blocks are promised.
-    fn target(&self, promised: u64) -> Option<u64> {
+    /// blocks are promised one by one and `extent_cost` thin blocks are held
+    /// for single-extent promises.
+    fn target(&self, promised: u64, extent_cost: u64) -> Option<u64> {
         self.fs
             .worst_case_thin_blocks(promised)
+            .checked_add(extent_cost)?
             .checked_add(self.allowance)
     }
 
@@ -164,16 +180,68 @@ impl Books {
             self.stats.refused += 1;
             return Err(Refusal::Overflow);
         };
-        let Some(need) = self.target(promised) else {
+        self.grant(dev, promised, self.extent_cost, rsvd)?;
+        self.promised = promised;
+        Ok(())
+    }
+
+    /// `blocks` free filesystem blocks are to back one extent of user data,
+    /// allocated in one piece by the transaction that promises them.
+    pub fn reserve_extent(
+        &mut self,
+        dev: &mut impl ReservationDevice,
+        blocks: u64,
+        rsvd: bool,
+    ) -> Result<(), Refusal> {
+        if blocks == 0 {
+            return Ok(());
+        }
+        let cost = self.fs.extent_thin_blocks(blocks);
+        let Some(extent_cost) = self.extent_cost.checked_add(cost) else {
+            self.stats.refused += 1;
+            return Err(Refusal::Overflow);
+        };
+        self.grant(dev, self.promised, extent_cost, rsvd)?;
+        self.extent_cost = extent_cost;
+        Ok(())
+    }
+
+    /// The single-extent promise of `blocks` ends without an allocation.
+    pub fn extent_done(&mut self, dev: &mut impl ReservationDevice, blocks: u64) {
+        self.end_extent(blocks);
+        self.settle(dev);
+    }
+
+    /// Stops holding thin blocks for a single-extent promise of `blocks`.
+    fn end_extent(&mut self, blocks: u64) {
+        let cost = self.fs.extent_thin_blocks(blocks);
+        match self.extent_cost.checked_sub(cost) {
+            Some(left) => self.extent_cost = left,
+            None => {
+                self.stats.drift = self.stats.drift.saturating_add(cost - self.extent_cost);
+                self.extent_cost = 0;
+            }
+        }
+    }
+
+    /// Makes the device hold enough for `promised` one-by-one promises and
+    /// `extent_cost` for single-extent ones, or says why it cannot.
+    fn grant(
+        &mut self,
+        dev: &mut impl ReservationDevice,
+        promised: u64,
+        extent_cost: u64,
+        rsvd: bool,
+    ) -> Result<(), Refusal> {
+        let Some(need) = self.target(promised, extent_cost) else {
             self.stats.refused += 1;
             return Err(Refusal::Overflow);
         };
         if need <= self.held
             || self.set(dev, need.saturating_add(GROW_HEADROOM)).is_ok()
             || self.set(dev, need).is_ok()
-            || (rsvd && self.fs.worst_case_thin_blocks(promised) <= self.held)
+            || (rsvd && need.saturating_sub(self.allowance) <= self.held)
         {
-            self.promised = promised;
             return Ok(());
         }
         self.stats.refused += 1;
@@ -187,13 +255,16 @@ impl Books {
     }
 
     /// `blocks` filesystem blocks from sector `daddr` were allocated,
-    /// `from_promise` of them out of promised blocks.
+    /// `from_promise` of them out of promised blocks; `extent` is nonzero
+    /// when this is the one allocation of a single-extent promise of
+    /// `extent` blocks ([`Books::reserve_extent`]), which ends with it.
     pub fn allocated(
         &mut self,
         dev: &mut impl ReservationDevice,
         daddr: u64,
         blocks: u64,
         from_promise: u64,
+        extent: u64,
     ) -> Result<(), DeviceError> {
         let result = match self.fs.extent_sectors(daddr, blocks) {
             Ok((start, len)) => {
@@ -214,6 +285,9 @@ impl Books {
         };
         if result.is_err() {
             self.stats.provision_failures += 1;
+        }
+        if extent != 0 {
+            self.end_extent(extent);
         }
         self.forget(from_promise.min(blocks));
         if from_promise > blocks {
@@ -250,7 +324,7 @@ impl Books {
     /// what provisioning drew on, gives back what is no longer needed.
     /// Failures leave the books as they were; the next call tries again.
     fn settle(&mut self, dev: &mut impl ReservationDevice) {
-        let Some(need) = self.target(self.promised) else {
+        let Some(need) = self.target(self.promised, self.extent_cost) else {
             return;
         };
         if self.held < need {
@@ -263,6 +337,11 @@ impl Books {
     /// Filesystem blocks promised and not yet allocated.
     pub fn promised(&self) -> u64 {
         self.promised
+    }
+
+    /// Thin blocks held for single-extent promises not yet allocated.
+    pub fn extent_cost(&self) -> u64 {
+        self.extent_cost
     }
 
     /// Thin blocks the device holds for this filesystem, as far as we know.

@@ -15,6 +15,11 @@
 //! writes use; it is correct, not precise, and the reason ENOSPC comes early
 //! until allocation-aware accounting replaces it.
 //!
+//! Where XFS knows more, it says so: a transaction that allocates at most
+//! one extent of user data (fallocate, direct I/O) promises its data blocks
+//! as one contiguous extent, which touches far fewer thin blocks
+//! ([`ThinFs::extent_thin_blocks`]).
+//!
 //! The model assumes the filesystem starts at sector 0 of the thin device and
 //! that filesystem blocks are no larger than thin blocks (XFS blocks are at
 //! most 64 KiB, dm-thin blocks at least 64 KiB), so a filesystem block never
@@ -63,6 +68,34 @@ impl ThinFs {
     /// are reserved and not yet allocated: one each, at most the device.
     pub fn worst_case_thin_blocks(&self, fs_blocks: u64) -> u64 {
         fs_blocks.min(self.device_thin_blocks)
+    }
+
+    /// Thin blocks to hold while `fs_blocks` filesystem blocks are promised
+    /// to one contiguous extent, allocated in one piece (XFS's single-extent
+    /// transactions: fallocate and direct I/O allocate with `nimaps == 1`).
+    /// A run of `n` blocks that starts at the last filesystem block of a
+    /// thin block touches `1 + ceil((n - 1) / k)` thin blocks, `k`
+    /// filesystem blocks to a thin block; no start touches more, and no
+    /// shorter run of the same extent touches more. Capped at the device.
+    pub fn extent_thin_blocks(&self, fs_blocks: u64) -> u64 {
+        let Some(rest) = fs_blocks.checked_sub(1) else {
+            return 0;
+        };
+        // `new` refuses filesystem blocks larger than a thin one, so the
+        // divisions cannot fail; if they did, the worst case still holds.
+        let per_thin = self
+            .thin
+            .sectors()
+            .checked_div(self.fs_block_sectors)
+            .unwrap_or(0);
+        let (Some(whole), Some(part)) = (rest.checked_div(per_thin), rest.checked_rem(per_thin))
+        else {
+            return self.worst_case_thin_blocks(fs_blocks);
+        };
+        whole
+            .saturating_add(u64::from(part != 0))
+            .saturating_add(1)
+            .min(self.device_thin_blocks)
     }
 
     /// The same in sectors, as `bdev_set_reserved_space()` takes it.

@@ -68,6 +68,10 @@ enum Op {
     Free(u64, u64),
     /// Discard every thin block no allocated filesystem block lives in.
     Discard,
+    /// A single-extent transaction promises n blocks; it allocates one
+    /// contiguous run of up to n free blocks near the seed (or nothing, for
+    /// an odd seed with the pool's free space in mind), then commits.
+    Extent(u64, bool, u64),
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -77,6 +81,7 @@ fn op() -> impl Strategy<Value = Op> {
         (1..40u64, any::<u64>()).prop_map(|(n, s)| Op::Allocate(n, s)),
         (1..40u64, any::<u64>()).prop_map(|(n, s)| Op::Free(n, s)),
         Just(Op::Discard),
+        (1..200u64, any::<bool>(), any::<u64>()).prop_map(|(n, r, s)| Op::Extent(n, r, s)),
     ]
 }
 
@@ -133,7 +138,7 @@ impl World {
             self.allocated.extend(&blocks[i..j]);
             let from = if from_promise { run } else { 0 };
             self.books
-                .allocated(&mut self.pool, blocks[i] * self.fs_sectors, run, from)?;
+                .allocated(&mut self.pool, blocks[i] * self.fs_sectors, run, from, 0)?;
             i = j;
         }
         Ok(())
@@ -161,8 +166,82 @@ impl World {
         picked.into_iter().collect()
     }
 
+    /// The longest run of free blocks (at most `n`) at or after `seed`'s
+    /// block, wrapping: where an allocator could put one extent.
+    fn free_run(&self, n: u64, seed: u64) -> Option<(u64, u64)> {
+        let start = seed % self.fs_blocks;
+        let mut best: Option<(u64, u64)> = None;
+        let mut b = start;
+        for _ in 0..self.fs_blocks {
+            if !self.allocated.contains(&b) {
+                let mut len = 1;
+                while len < n && b + len < self.fs_blocks && !self.allocated.contains(&(b + len)) {
+                    len += 1;
+                }
+                if best.map_or(true, |(_, l)| len > l) {
+                    best = Some((b, len));
+                }
+                if len == n {
+                    break;
+                }
+            }
+            b = (b + 1) % self.fs_blocks;
+        }
+        best
+    }
+
     fn apply(&mut self, op: &Op) -> Result<(), TestCaseError> {
         match *op {
+            Op::Extent(n, rsvd, seed) => {
+                let before = self.books.extent_cost();
+                match self.books.reserve_extent(&mut self.pool, n, rsvd) {
+                    Ok(()) => {
+                        prop_assert_eq!(
+                            self.books.extent_cost(),
+                            before + self.fs.extent_thin_blocks(n)
+                        );
+                        let need = self.fs.worst_case_thin_blocks(self.budget)
+                            + self.books.extent_cost()
+                            + self.books.allowance();
+                        self.dipped |= self.books.held() < need;
+                        // Other promises may still be outstanding while
+                        // this one allocates: check the guarantee now.
+                        self.check()?;
+                        match self.free_run(n, seed).filter(|_| seed % 5 != 0) {
+                            Some((start, len)) => {
+                                for b in start..start + len {
+                                    self.allocated.insert(b);
+                                }
+                                let result = self.books.allocated(
+                                    &mut self.pool,
+                                    start * self.fs_sectors,
+                                    len,
+                                    0,
+                                    n,
+                                );
+                                prop_assert_eq!(
+                                    result,
+                                    Ok(()),
+                                    "a single-extent promise was not kept"
+                                );
+                            }
+                            None => self.books.extent_done(&mut self.pool, n),
+                        }
+                        prop_assert_eq!(self.books.extent_cost(), before);
+                    }
+                    Err(Refusal::NoSpace) => {
+                        let need = self.fs.worst_case_thin_blocks(self.budget)
+                            + before
+                            + self.fs.extent_thin_blocks(n)
+                            + self.books.allowance();
+                        prop_assert!(
+                            self.pool.free() < need,
+                            "refused an extent the pool could back"
+                        );
+                    }
+                    Err(Refusal::Overflow) => prop_assert!(false, "overflow on small numbers"),
+                }
+            }
             Op::Reserve(n, rsvd) => {
                 let need = self.fs.worst_case_thin_blocks(self.budget + n) + self.books.allowance();
                 match self.books.reserve(&mut self.pool, n, rsvd) {
@@ -220,6 +299,11 @@ impl World {
                 self.pool.mapped.retain(|t| in_use.contains(t));
             }
         }
+        self.check()
+    }
+
+    /// What must hold between any two calls.
+    fn check(&self) -> Result<(), TestCaseError> {
         // The books know what the device holds, and the promises can be
         // kept: each may still map a new thin block, but no more than the
         // device has unmapped (the policy caps at the whole device, so after
@@ -231,7 +315,8 @@ impl World {
         prop_assert_eq!(self.books.held(), self.pool.reserved);
         prop_assert_eq!(self.books.promised(), self.budget);
         let unmapped = self.device_thin - self.pool.mapped.len() as u64;
-        let can_still_map = self.fs.worst_case_thin_blocks(self.budget).min(unmapped);
+        let can_still_map =
+            (self.fs.worst_case_thin_blocks(self.budget) + self.books.extent_cost()).min(unmapped);
         let unreserved = self.pool.free().saturating_sub(self.pool.reserved);
         prop_assert!(
             self.books.held() + unreserved >= can_still_map,

@@ -89,3 +89,45 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    /// One contiguous extent of `n` filesystem blocks, wherever it starts,
+    /// never touches more thin blocks than a single-extent promise holds,
+    /// and some start touches exactly that many (the bound is tight).
+    #[test]
+    fn one_extent_touches_at_most_its_promise((fs, fs_sectors, device) in thin_fs(), n in 1..2000u64) {
+        let fs_blocks = device / fs_sectors;
+        prop_assume!(n <= fs_blocks);
+        let thin = fs.thin().sectors();
+        let promise = fs.extent_thin_blocks(n);
+        let mut worst = 0;
+        let mut start = 0;
+        while start + n <= fs_blocks {
+            let first = start * fs_sectors / thin;
+            let last = ((start + n) * fs_sectors - 1) / thin;
+            worst = worst.max(last - first + 1);
+            // Every start within one thin block and the next is enough.
+            if start * fs_sectors > 2 * thin { break; }
+            start += 1;
+        }
+        prop_assert!(worst <= promise, "{} blocks touched {} thin blocks, promise {}", n, worst, promise);
+        let device_thin = device.div_ceil(thin);
+        prop_assert!(worst == promise || promise == device_thin || start + n > fs_blocks,
+            "loose: {} blocks touch at most {}, promise {}", n, worst, promise);
+        prop_assert!(promise <= fs.worst_case_thin_blocks(n));
+    }
+}
+
+#[test]
+fn an_empty_extent_costs_nothing() {
+    let fs = ThinFs::new(BlockSize::new(128).unwrap(), 8, 1 << 30).unwrap();
+    assert_eq!(fs.extent_thin_blocks(0), 0);
+    assert_eq!(fs.extent_thin_blocks(1), 1);
+    assert_eq!(fs.extent_thin_blocks(16), 2);
+    assert_eq!(fs.extent_thin_blocks(17), 2);
+    assert_eq!(fs.extent_thin_blocks(18), 3);
+    assert_eq!(
+        fs.extent_thin_blocks(u64::MAX),
+        fs.worst_case_thin_blocks(u64::MAX)
+    );
+}

@@ -1,0 +1,101 @@
+#!/bin/sh
+# SPDX-License-Identifier: GPL-2.0
+#
+# Writes that allocate in the syscall reserve what dm-thin will really
+# allocate. fallocate and direct I/O allocate at most one extent per XFS
+# transaction, so each transaction promises the pool the thin blocks one
+# contiguous extent can touch, not one thin block per filesystem block:
+#  - on an empty 1 GiB pool, fallocate of all its free space but 1% succeeds,
+#    and the fallocated range stays writable after buffered writers have
+#    filled the rest of the pool;
+#  - a fallocate the pool cannot back fails at once with ENOSPC and leaves
+#    nothing reserved;
+#  - direct I/O, sequential 1 MiB and random 4 KiB, fills the pool to at
+#    least 99% before it gets ENOSPC;
+# with no I/O error, no shutdown and the pool never out of data space.
+
+. "$(dirname "$0")/lib.sh"
+
+ktap_print_header
+tr_require lvcreate dmsetup mkfs.xfs xfs_io xfs_repair fio dd cmp fstrim blkdiscard wipefs
+ktap_set_plan 13
+
+tr_load_xfs_thin
+tr_vg_create || ktap_exit_fail_msg "cannot create a volume group"
+tr_xfs_thin_volume 1G 10G thin
+before=$(tr_pool_reserved pool)
+block=$(tr_pool_block_bytes pool)
+tr_dmesg_mark
+tr_xfs_mount discard thin "$TR_MNT" || ktap_exit_fail_msg "mount failed"
+tr_watch_pool
+
+# fallocate everything free but 1% of the pool.
+set -- $(tr_pool_data_blocks pool)
+free_mib=$(((($2 - $1) * block - $2 * block / 100) / 1048576))
+tr_msg "pool used/total $1/$2 after mkfs; fallocate $free_mib MiB"
+xfs_io -f -c "falloc 0 ${free_mib}m" "$TR_MNT/prealloc" >/tmp/tr-falloc.log 2>&1
+tr_check "fallocate of the pool's free space less 1% ($free_mib MiB) succeeds" [ $? = 0 ]
+tr_msg "after fallocate: pool used/total $(tr_pool_data_blocks pool), reserved $(tr_pool_reserved pool)"
+
+# Buffered writers fill what is left; the fallocated range stays writable.
+tr_write_pattern "$TR_MNT/filler" 1 1024
+tr_check "a buffered writer gets ENOSPC on the rest of the pool" \
+	tr_is_enospc "$(tr_written "$TR_MNT/filler" msg)"
+tr_pattern 2 | dd of="$TR_MNT/prealloc" bs=1M count="$free_mib" conv=notrunc,fsync \
+	$TR_DD_FULLBLOCK 2>/tmp/tr-fill.err
+tr_check "the whole fallocated range is written and fsync'd on the full pool" [ $? = 0 ]
+set -- $(tr_pool_data_blocks pool)
+tr_msg "pool used/total once written: $1/$2 ($(tr_percent "$(tr_permille "$1" "$2")"))"
+tr_check "pool at least 99% used once the fallocated range is written" \
+	[ "$(tr_permille "$1" "$2")" -ge 990 ]
+
+# A fallocate the pool cannot back is refused at once, nothing held.
+# (Unmount reports any promise the books still hold as accounting drift.)
+tr_xfs_delete "$TR_MNT/filler"
+big=$(xfs_io -f -c "falloc 0 2g" "$TR_MNT/huge" 2>&1)
+tr_check "fallocate of 2 GiB on the nearly full pool fails with ENOSPC" tr_is_enospc "$big"
+xfs_io -f -c "falloc 0 1m" "$TR_MNT/small" >/tmp/tr-falloc.log 2>&1
+tr_check "after the refusal, a fallocate the pool can back succeeds" [ $? = 0 ]
+rm -f "$TR_MNT/huge" "$TR_MNT/small" "$TR_MNT/prealloc"
+tr_fstrim "$TR_MNT"
+
+# Direct I/O, sequential 1 MiB, until ENOSPC.
+tr_pattern 3 | dd of="$TR_MNT/direct" bs=1M count=2048 oflag=direct $TR_DD_FULLBLOCK \
+	2>/tmp/tr-dio.err
+dio_msg=$(grep -v 'records\|bytes' /tmp/tr-dio.err | tail -n 1)
+set -- $(tr_pool_data_blocks pool)
+tr_msg "direct I/O 1 MiB: ${dio_msg:-no error}, $(tr_mib "$(stat -c %s "$TR_MNT/direct")"), pool $1/$2 ($(tr_percent "$(tr_permille "$1" "$2")"))"
+tr_check "sequential 1 MiB direct I/O fills at least 99% of the pool, then ENOSPC" \
+	tr_is_enospc "$dio_msg" "$(tr_permille "$1" "$2")"
+tr_check "the direct I/O data reads back" tr_pattern_intact "$TR_MNT/direct" 3
+umount "$TR_MNT"
+tr_unwatch_pool
+pool_ok=$?
+tr_check "xfs_repair -n finds nothing to fix" \
+	sh -c "xfs_repair -n /dev/$TR_VG/thin >/dev/null 2>&1"
+
+# Direct I/O, random 4 KiB into a sparse file, until ENOSPC, on a fresh
+# pool: 1 GiB on the release kernel, 128 MiB on the debug kernel, where a
+# 1 GiB pool would take a quarter of a million allocations.
+tr_vg_create || ktap_exit_fail_msg "cannot create a volume group"
+tr_xfs_thin_volume "$(tr_repeat 1G 128M)" 10G thin
+tr_xfs_mount discard thin "$TR_MNT" || ktap_exit_fail_msg "mount failed"
+tr_watch_pool
+fio --name=rand --filename="$TR_MNT/sparse" --size=8g --rw=randwrite --bs=4k \
+	--direct=1 --ioengine=psync --randrepeat=0 --norandommap --output=/tmp/tr-fio.out \
+	>/dev/null 2>&1
+set -- $(tr_pool_data_blocks pool)
+fio_err=$(grep -o 'No space left on device' /tmp/tr-fio.out | head -n 1)
+tr_msg "direct I/O random 4 KiB: ${fio_err:-no ENOSPC}, pool $1/$2 ($(tr_percent "$(tr_permille "$1" "$2")"))"
+tr_check "random 4 KiB direct I/O fills at least 99% of the pool, then ENOSPC" \
+	tr_is_enospc "$fio_err" "$(tr_permille "$1" "$2")"
+umount "$TR_MNT"
+tr_unwatch_pool
+rand_ok=$?
+tr_check "the pool never went out of data space" [ "$pool_ok$rand_ok" = 00 ]
+tr_check "no writeback errors, I/O errors, shutdowns or accounting drift in the kernel log" tr_no_harm
+tr_check "unmount gave every reservation back (pool reserved $(tr_pool_reserved pool))" \
+	[ "$(tr_pool_reserved pool)" = "$before" ]
+
+tr_vg_destroy
+ktap_finished
