@@ -20,9 +20,13 @@ LVM_CMDS=(pvcreate pvremove pvs vgcreate vgremove vgchange vgs lvcreate lvremove
 PDATA_CMDS=(thin_check thin_dump thin_ls thin_repair thin_restore thin_delta
 	thin_metadata_size)
 
+# The key covers the tree's installed modules themselves, not only its
+# path: a tree given as KDIR is rebuilt in place, and a stale dm-thin-pool
+# or xfs module would run against fresh bindings without a word.
 key=$( {
 	echo "$tree"
-	cat "$tree/.thin-reserve-built"
+	cat "$tree/.thin-reserve-built" 2>/dev/null || true
+	find "$tree/_modinst" -type f -printf '%P %s %T@\n' 2>/dev/null | sort
 	for p in "${PKGS[@]}"; do echo "$p $(tr_pkg_version "$p")"; done
 	cat "$0"
 } | tr_sha)
