@@ -122,7 +122,7 @@ if [ $vm_ok = 1 ]; then
 	# Progress lines ("# vm: ...") as each test starts and ends; the rest
 	# of vm.sh's stderr goes to the log only.
 	run=$("$TR_TOP/scripts/vm.sh" --flavour "$flavour" --mode tests --tests "$expected" \
-		--timeout "${VM_TIMEOUT:-2700}" \
+		--timeout "${VM_TIMEOUT:-4200}" \
 		2> >(tee -a "$log" | grep --line-buffered '^# vm: ' >&3) | tail -n1)
 	echo "# VM run took $(($(date +%s) - start)) s; logs in $run"
 fi

@@ -48,7 +48,7 @@ use geometry::BlockSize;
 use policy::ThinFs;
 
 /// Version of this shim, printed at load so test logs say what ran.
-const VERSION: &str = "0.2.0";
+const VERSION: &str = "0.3.0";
 
 /// How long to wait for a suspended device (a table reload, `lvextend`)
 /// before giving up on a call: 10 ms steps, 30 s in all.
@@ -177,6 +177,12 @@ unsafe fn thin_mount<'a>(thin: *mut c_void) -> &'a ThinMount {
     unsafe { &*thin.cast::<ThinMount>() }
 }
 
+/// The policy's view of a filesystem with geometry `geo`.
+fn thin_fs(geo: &bindings::xfs_thin_geometry) -> Result<ThinFs, geometry::GeometryError> {
+    BlockSize::new(geo.thin_block_sectors)
+        .and_then(|thin| ThinFs::new(thin, geo.fs_block_sectors, geo.fs_sectors))
+}
+
 /// `xfs_thin_ops.mount`.
 ///
 /// # Safety
@@ -193,9 +199,7 @@ unsafe extern "C" fn mount(
     };
     // SAFETY: XFS passes a valid geometry for the duration of the call.
     let geo = unsafe { &*geo };
-    let fs = match BlockSize::new(geo.thin_block_sectors)
-        .and_then(|thin| ThinFs::new(thin, geo.fs_block_sectors, geo.fs_sectors))
-    {
+    let fs = match thin_fs(geo) {
         Ok(fs) => fs,
         Err(e) => {
             pr_info!(
@@ -284,12 +288,13 @@ unsafe extern "C" fn unmount(thin: *mut c_void) {
         );
     }
     pr_info!(
-        "{}:{}: released; {} promises refused, {} thin blocks provisioned, {} provision failures\n",
+        "{}:{}: released; {} promises refused, {} thin blocks provisioned, {} provision failures, {} allowance overdraws\n",
         major,
         minor,
         stats.refused,
         stats.provisioned,
-        stats.provision_failures
+        stats.provision_failures,
+        stats.overdraws
     );
     drop(mounted);
 }
@@ -440,6 +445,83 @@ impl ThinMount {
     }
 }
 
+/// `xfs_thin_ops.returning`.
+///
+/// # Safety
+///
+/// Called by XFS only, with a pointer from [`mount`].
+unsafe extern "C" fn returning(thin: *mut c_void, blocks: u64) {
+    // SAFETY: Per the contract, `thin` is a live mount.
+    let mounted = unsafe { thin_mount(thin) };
+    mounted.with(|books, _dev| books.returning(blocks));
+}
+
+/// `xfs_thin_ops.returned`.
+///
+/// # Safety
+///
+/// Called by XFS only, with a pointer from [`mount`].
+unsafe extern "C" fn returned(thin: *mut c_void, blocks: u64) {
+    // SAFETY: Per the contract, `thin` is a live mount.
+    let mounted = unsafe { thin_mount(thin) };
+    mounted.with(|books, _dev| books.returned(blocks));
+}
+
+/// `xfs_thin_ops.delalloc`.
+///
+/// # Safety
+///
+/// Called by XFS only, with a pointer from [`mount`], in process context.
+unsafe extern "C" fn delalloc(
+    thin: *mut c_void,
+    before0: u64,
+    before1: u64,
+    after0: u64,
+    after1: u64,
+    reserve: bool,
+) -> c_int {
+    // SAFETY: Per the contract, `thin` is a live mount.
+    let mounted = unsafe { thin_mount(thin) };
+    let blocks = after0.saturating_add(after1);
+    mounted.promise(blocks, |books, dev| {
+        books.delalloc(dev, [before0, before1], [after0, after1], reserve)
+    })
+}
+
+/// `xfs_thin_ops.resize`.
+///
+/// # Safety
+///
+/// Called by XFS only, with a pointer from [`mount`] and a valid `geo`, in
+/// process context.
+unsafe extern "C" fn resize(thin: *mut c_void, geo: *const bindings::xfs_thin_geometry) {
+    // SAFETY: Per the contract, `thin` is a live mount.
+    let mounted = unsafe { thin_mount(thin) };
+    // SAFETY: XFS passes a valid geometry for the duration of the call.
+    let geo = unsafe { &*geo };
+    let (major, minor) = mounted.dev.dev();
+    match thin_fs(geo) {
+        Ok(fs) => {
+            mounted.with(|books, dev| books.resize(dev, fs, geo.agcount));
+            pr_info!(
+                "{}:{}: filesystem resized to {} sectors in {} allocation groups\n",
+                major,
+                minor,
+                geo.fs_sectors,
+                geo.agcount
+            );
+        }
+        // The old geometry stays: only a cap can be stale, never a promise.
+        Err(e) => pr_warn!(
+            "{}:{}: resize to {} sectors not followed: {}\n",
+            major,
+            minor,
+            geo.fs_sectors,
+            e.errno_name()
+        ),
+    }
+}
+
 /// `xfs_thin_ops.freed`.
 ///
 /// # Safety
@@ -448,7 +530,7 @@ impl ThinMount {
 unsafe extern "C" fn freed(thin: *mut c_void, blocks: u64) {
     // SAFETY: Per the contract, `thin` is a live mount.
     let mounted = unsafe { thin_mount(thin) };
-    mounted.with(|books, _dev| books.freed(blocks));
+    mounted.with(|books, dev| books.freed(dev, blocks));
 }
 
 /// The operations table registered with XFS.
@@ -478,6 +560,10 @@ impl kernel::Module for XfsThin {
                 reserve_extent: Some(reserve_extent),
                 extent_done: Some(extent_done),
                 allocated_extent: Some(allocated_extent),
+                returning: Some(returning),
+                returned: Some(returned),
+                resize: Some(resize),
+                delalloc: Some(delalloc),
             },
             GFP_KERNEL,
         )?;

@@ -17,9 +17,21 @@
 //! * [`Books::allocated`]: an extent was allocated. It is provisioned on the
 //!   device at once, so writing it can no longer need new pool space, and
 //!   the promised blocks it used are no longer promised.
-//! * [`Books::freed`]: allocated blocks were freed; their transaction will
-//!   hand them to [`Books::unreserve`] when it commits, so they count as
-//!   promised until then.
+//! * [`Books::returning`]: allocated blocks were freed (or growfs added new
+//!   ones); [`Books::returned`] says when their transaction committed and
+//!   they are back in the free pool. They are no promise and cost the pool
+//!   nothing, so a large `rm` or a grow in flight never makes a writer's
+//!   promise fail.
+//! * [`Books::freed`]: allocated blocks were freed back into their
+//!   transaction's own reservation, which may allocate them again: they
+//!   are promised again.
+//! * [`Books::resize`]: growfs changed the filesystem's size.
+//! * [`Books::delalloc`]: delayed allocation extents of the data fork
+//!   changed. Their data blocks are not counted as promised one by one: the
+//!   device holds, for each extent, the thin blocks one contiguous run of
+//!   its length can touch ([`ThinFs::extent_thin_blocks`]), which is all
+//!   that XFS's allocator, converting it whole or in pieces of whole
+//!   aligned thin blocks, lets it touch (`xfs_bmap_btalloc_thin()`).
 //! * [`Books::reserve_extent`]: a transaction that allocates at most one
 //!   extent of user data promises its data blocks as one contiguous extent.
 //!   The device holds [`ThinFs::extent_thin_blocks`] for it, not one thin
@@ -90,6 +102,10 @@ pub struct Stats {
     /// Filesystem blocks reported returned or allocated beyond what was
     /// promised: an accounting bug in the callers. Should stay zero.
     pub drift: u64,
+    /// Changes that could not be refused (a delayed extent split by a
+    /// deletion in its middle) and that the device could not back at
+    /// once: the metadata allowance did.
+    pub overdraws: u64,
 }
 
 /// The books of one filesystem.
@@ -101,6 +117,11 @@ pub struct Books {
     promised: u64,
     /// Thin blocks held for single-extent promises not yet allocated.
     extent_cost: u64,
+    /// Filesystem blocks freed (or grown) whose transaction has not yet
+    /// handed them back through [`Books::returned`].
+    returning: u64,
+    /// Thin blocks held for the delayed allocation extents.
+    delalloc_cost: u64,
     /// Thin blocks the device holds for this filesystem, as far as we know.
     held: u64,
     stats: Stats,
@@ -114,6 +135,8 @@ impl Books {
             allowance: fs.metadata_allowance(agcount),
             promised: 0,
             extent_cost: 0,
+            returning: 0,
+            delalloc_cost: 0,
             held: 0,
             stats: Stats::default(),
         }
@@ -132,11 +155,14 @@ impl Books {
     /// Ends the books: gives everything back. Returns the filesystem blocks
     /// still promised, which should be none.
     pub fn close(&mut self, dev: &mut impl ReservationDevice) -> (u64, Result<(), DeviceError>) {
-        let left = self.promised;
+        let left = self.promised.saturating_add(self.returning);
         self.promised = 0;
-        if self.extent_cost != 0 {
-            self.stats.drift = self.stats.drift.saturating_add(self.extent_cost);
+        self.returning = 0;
+        let unended = self.extent_cost.saturating_add(self.delalloc_cost);
+        if unended != 0 {
+            self.stats.drift = self.stats.drift.saturating_add(unended);
             self.extent_cost = 0;
+            self.delalloc_cost = 0;
         }
         (left, self.set(dev, 0))
     }
@@ -148,6 +174,7 @@ impl Books {
         self.fs
             .worst_case_thin_blocks(promised)
             .checked_add(extent_cost)?
+            .checked_add(self.delalloc_cost)?
             .checked_add(self.allowance)
     }
 
@@ -212,6 +239,58 @@ impl Books {
         self.settle(dev);
     }
 
+    /// Delayed allocation extents of `before` blocks became extents of
+    /// `after` blocks (0: no extent). With `reserve` more delayed blocks
+    /// are promised and the change may be refused; otherwise it happens,
+    /// and what the device cannot back at once comes out of the allowance.
+    pub fn delalloc(
+        &mut self,
+        dev: &mut impl ReservationDevice,
+        before: [u64; 2],
+        after: [u64; 2],
+        reserve: bool,
+    ) -> Result<(), Refusal> {
+        let cost = |lens: [u64; 2]| {
+            self.fs
+                .extent_thin_blocks(lens[0])
+                .saturating_add(self.fs.extent_thin_blocks(lens[1]))
+        };
+        let (old, new) = (cost(before), cost(after));
+        if new <= old {
+            match self.delalloc_cost.checked_sub(old - new) {
+                Some(left) => self.delalloc_cost = left,
+                None => {
+                    let over = old - new - self.delalloc_cost;
+                    self.stats.drift = self.stats.drift.saturating_add(over);
+                    self.delalloc_cost = 0;
+                }
+            }
+            self.settle(dev);
+            return Ok(());
+        }
+        let Some(total) = self.delalloc_cost.checked_add(new - old) else {
+            self.stats.refused += 1;
+            return Err(Refusal::Overflow);
+        };
+        let previous = self.delalloc_cost;
+        self.delalloc_cost = total;
+        if reserve {
+            if let Err(refusal) = self.grant(dev, self.promised, self.extent_cost, false) {
+                self.delalloc_cost = previous;
+                return Err(refusal);
+            }
+            return Ok(());
+        }
+        self.settle(dev);
+        if self
+            .target(self.promised, self.extent_cost)
+            .is_some_and(|need| need > self.held)
+        {
+            self.stats.overdraws = self.stats.overdraws.saturating_add(1);
+        }
+        Ok(())
+    }
+
     /// Stops holding thin blocks for a single-extent promise of `blocks`.
     fn end_extent(&mut self, blocks: u64) {
         let cost = self.fs.extent_thin_blocks(blocks);
@@ -251,6 +330,15 @@ impl Books {
     /// `blocks` promised filesystem blocks return to the free pool.
     pub fn unreserve(&mut self, dev: &mut impl ReservationDevice, blocks: u64) {
         self.forget(blocks);
+        self.settle(dev);
+    }
+
+    /// growfs made the filesystem `fs_sectors` long with `agcount`
+    /// allocation groups: the cap on what promises can map, and the
+    /// metadata allowance, follow.
+    pub fn resize(&mut self, dev: &mut impl ReservationDevice, fs: ThinFs, agcount: u32) {
+        self.fs = fs;
+        self.allowance = fs.metadata_allowance(agcount);
         self.settle(dev);
     }
 
@@ -297,14 +385,40 @@ impl Books {
         result
     }
 
-    /// `blocks` allocated filesystem blocks were freed; they return through
-    /// [`Books::unreserve`] when their transaction commits.
-    pub fn freed(&mut self, blocks: u64) {
+    /// `blocks` allocated filesystem blocks were freed into their
+    /// transaction's reservation: promised again, as they may be allocated
+    /// again without asking. This promise cannot be refused; the device is
+    /// asked to back it, and the metadata allowance does while it cannot.
+    pub fn freed(&mut self, dev: &mut impl ReservationDevice, blocks: u64) {
         match self.promised.checked_add(blocks) {
             Some(promised) => self.promised = promised,
             None => {
                 self.stats.drift = self.stats.drift.saturating_add(blocks);
                 self.promised = u64::MAX;
+            }
+        }
+        self.settle(dev);
+    }
+
+    /// `blocks` filesystem blocks were freed or added by growfs; they return
+    /// through [`Books::returned`] when their transaction commits.
+    pub fn returning(&mut self, blocks: u64) {
+        match self.returning.checked_add(blocks) {
+            Some(returning) => self.returning = returning,
+            None => {
+                self.stats.drift = self.stats.drift.saturating_add(blocks);
+                self.returning = u64::MAX;
+            }
+        }
+    }
+
+    /// `blocks` reported by [`Books::returning`] are back in the free pool.
+    pub fn returned(&mut self, blocks: u64) {
+        match self.returning.checked_sub(blocks) {
+            Some(returning) => self.returning = returning,
+            None => {
+                self.stats.drift = self.stats.drift.saturating_add(blocks - self.returning);
+                self.returning = 0;
             }
         }
     }
@@ -337,6 +451,24 @@ impl Books {
     /// Filesystem blocks promised and not yet allocated.
     pub fn promised(&self) -> u64 {
         self.promised
+    }
+
+    /// Filesystem blocks freed whose transaction has not handed them back.
+    pub fn returning_blocks(&self) -> u64 {
+        self.returning
+    }
+
+    /// Thin blocks the device should hold now: the worst case of the
+    /// promises, what single-extent promises and delayed extents can touch,
+    /// and the metadata allowance.
+    pub fn need(&self) -> u64 {
+        self.target(self.promised, self.extent_cost)
+            .unwrap_or(u64::MAX)
+    }
+
+    /// Thin blocks held for the delayed allocation extents.
+    pub fn delalloc_cost(&self) -> u64 {
+        self.delalloc_cost
     }
 
     /// Thin blocks held for single-extent promises not yet allocated.

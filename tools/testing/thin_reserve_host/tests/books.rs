@@ -64,8 +64,11 @@ enum Op {
     Unreserve(u64),
     /// Allocate up to n promised blocks, scattered by the seed.
     Allocate(u64, u64),
-    /// Free up to n allocated blocks and commit.
+    /// Free up to n allocated blocks; they return when the next Commit
+    /// does, and other operations may come between.
     Free(u64, u64),
+    /// The freeing transactions commit.
+    Commit,
     /// Discard every thin block no allocated filesystem block lives in.
     Discard,
     /// A single-extent transaction promises n blocks; it allocates one
@@ -80,6 +83,7 @@ fn op() -> impl Strategy<Value = Op> {
         (1..40u64).prop_map(Op::Unreserve),
         (1..40u64, any::<u64>()).prop_map(|(n, s)| Op::Allocate(n, s)),
         (1..40u64, any::<u64>()).prop_map(|(n, s)| Op::Free(n, s)),
+        Just(Op::Commit),
         Just(Op::Discard),
         (1..200u64, any::<bool>(), any::<u64>()).prop_map(|(n, r, s)| Op::Extent(n, r, s)),
     ]
@@ -97,6 +101,8 @@ struct World {
     allocated: BTreeSet<u64>,
     /// A reserve-pool promise was granted on the allowance.
     dipped: bool,
+    /// Freed blocks whose transaction has not committed yet.
+    uncommitted: u64,
 }
 
 impl World {
@@ -123,6 +129,7 @@ impl World {
             budget: 0,
             allocated: BTreeSet::new(),
             dipped: false,
+            uncommitted: 0,
         }
     }
 
@@ -278,20 +285,14 @@ impl World {
                 prop_assert_eq!(result, Ok(()), "a promised allocation was not provisioned");
             }
             Op::Free(n, seed) => {
-                let victims: Vec<u64> = self
-                    .allocated
-                    .iter()
-                    .copied()
-                    .skip((seed % 7) as usize)
-                    .take(n as usize)
-                    .collect();
-                for b in &victims {
-                    self.allocated.remove(b);
-                }
-                let n = victims.len() as u64;
-                self.books.freed(n);
-                // The transaction commits: the blocks return to the free pool.
-                self.books.unreserve(&mut self.pool, n);
+                let n = self.free_some(n, seed);
+                self.books.returning(n);
+                self.uncommitted += n;
+            }
+            Op::Commit => {
+                // The blocks return to the free pool.
+                self.books.returned(self.uncommitted);
+                self.uncommitted = 0;
             }
             Op::Discard => {
                 let per_thin = self.pool.thin_sectors / self.fs_sectors;
@@ -300,6 +301,30 @@ impl World {
             }
         }
         self.check()
+    }
+
+    /// Frees up to `n` allocated blocks picked by `seed`; returns how many.
+    fn free_some(&mut self, n: u64, seed: u64) -> u64 {
+        let victims: Vec<u64> = self
+            .allocated
+            .iter()
+            .copied()
+            .skip((seed % 7) as usize)
+            .take(n as usize)
+            .collect();
+        for b in &victims {
+            self.allocated.remove(b);
+        }
+        victims.len() as u64
+    }
+
+    /// XFS at unmount: the last transactions commit, what is still promised
+    /// comes back.
+    fn unmount(&mut self) {
+        self.books.returned(self.uncommitted);
+        self.books.unreserve(&mut self.pool, self.budget);
+        self.uncommitted = 0;
+        self.budget = 0;
     }
 
     /// What must hold between any two calls.
@@ -314,6 +339,7 @@ impl World {
         // at their next call; the discard freed at least as many blocks.
         prop_assert_eq!(self.books.held(), self.pool.reserved);
         prop_assert_eq!(self.books.promised(), self.budget);
+        prop_assert_eq!(self.books.returning_blocks(), self.uncommitted);
         let unmapped = self.device_thin - self.pool.mapped.len() as u64;
         let can_still_map =
             (self.fs.worst_case_thin_blocks(self.budget) + self.books.extent_cost()).min(unmapped);
@@ -360,9 +386,7 @@ proptest! {
             w.apply(op)?;
         }
         // Unmount: XFS returns what it still promised, then the books close.
-        let rest = w.budget;
-        w.budget = 0;
-        w.books.unreserve(&mut w.pool, rest);
+        w.unmount();
         let (left, result) = w.books.close(&mut w.pool);
         prop_assert_eq!(left, 0);
         prop_assert_eq!(result, Ok(()));
@@ -378,7 +402,9 @@ proptest! {
         let mut w = World::new(1, 3, 4096, 4096, 4);
         for op in &ops {
             w.apply(op)?;
-            let need = w.fs.worst_case_thin_blocks(w.budget) + w.books.allowance();
+            let need = w.fs.worst_case_thin_blocks(w.budget)
+                + w.books.extent_cost()
+                + w.books.allowance();
             prop_assert!(w.books.held() <= need + 2 * GROW_HEADROOM);
         }
     }
@@ -458,4 +484,59 @@ fn over_returns_are_counted_as_drift_not_underflow() {
     w.books.unreserve(&mut w.pool, 5);
     assert_eq!(w.books.promised(), 0);
     assert_eq!(w.books.stats().drift, 5);
+}
+
+#[test]
+fn blocks_being_freed_are_no_promise() {
+    // A pool with room for the allowance and 8 thin blocks.
+    let fs = ThinFs::new(BlockSize::new(128).unwrap(), 8, 128 * 1024).unwrap();
+    let allowance = fs.metadata_allowance(1);
+    let mut w = World::new(1, 3, 1024, allowance + 8, 1);
+    // A large rm is in flight: its blocks return when it commits.
+    w.books.returning(100_000);
+    // Meanwhile a writer's promise that the pool can back is granted.
+    assert_eq!(w.books.reserve(&mut w.pool, 8, false), Ok(()));
+    // The rm commits; the writer's unused promise comes back later.
+    w.books.returned(100_000);
+    assert_eq!(w.books.promised(), 8);
+    w.books.unreserve(&mut w.pool, 8);
+    assert_eq!(w.books.promised(), 0);
+    assert_eq!(w.books.stats().drift, 0);
+}
+
+#[test]
+fn growfs_raises_the_cap_and_the_allowance() {
+    let thin = BlockSize::new(128).unwrap();
+    // 1 MiB filesystem: 16 thin blocks, so promises cap at 16.
+    let small = ThinFs::new(thin, 8, 2048).unwrap();
+    let big = ThinFs::new(thin, 8, 4096).unwrap();
+    let mut pool = ModelPool {
+        thin_sectors: 128,
+        capacity: 1000,
+        mapped: BTreeSet::new(),
+        reserved: 0,
+    };
+    let mut books = Books::new(small, 1);
+    books.open(&mut pool).unwrap();
+    assert_eq!(books.reserve(&mut pool, 100, false), Ok(()));
+    assert!(books.held() >= 16 + small.metadata_allowance(1));
+    assert!(books.held() <= 16 + small.metadata_allowance(1) + GROW_HEADROOM);
+    books.resize(&mut pool, big, 2);
+    // The 100 promised blocks may now land in 32 thin blocks.
+    assert!(books.held() >= 32 + big.metadata_allowance(2));
+    assert_eq!(pool.reserved, books.held());
+}
+
+#[test]
+fn blocks_freed_into_a_reservation_are_promised_again() {
+    // XFS_TRANS_RES_FDBLKS chains free blocks back into their reservation
+    // and may allocate them again without asking.
+    let mut w = World::new(1, 3, 1024, 1024, 4);
+    assert_eq!(w.books.reserve(&mut w.pool, 10, false), Ok(()));
+    w.books.freed(&mut w.pool, 5);
+    assert_eq!(w.books.promised(), 15);
+    assert!(w.books.held() >= 15 + w.books.allowance());
+    w.books.unreserve(&mut w.pool, 15);
+    assert_eq!(w.books.promised(), 0);
+    assert_eq!(w.books.stats().drift, 0);
 }
