@@ -288,12 +288,13 @@ unsafe extern "C" fn unmount(thin: *mut c_void) {
         );
     }
     pr_info!(
-        "{}:{}: released; {} promises refused, {} thin blocks provisioned, {} provision failures, {} allowance overdraws\n",
+        "{}:{}: released; {} promises refused, {} thin blocks provisioned, {} provision failures ({} thin blocks held for them), {} allowance overdraws\n",
         major,
         minor,
         stats.refused,
         stats.provisioned,
         stats.provision_failures,
+        stats.unprovisioned,
         stats.overdraws
     );
     drop(mounted);
@@ -433,7 +434,7 @@ impl ThinMount {
             if failures == 1 {
                 let (major, minor) = self.dev.dev();
                 pr_warn!(
-                    "{}:{}: provisioning {} blocks at sector {} failed: {:?}; writes there may fail\n",
+                    "{}:{}: provisioning {} blocks at sector {} failed: {:?}; their pool blocks stay reserved until unmount\n",
                     major,
                     minor,
                     blocks,

@@ -102,6 +102,9 @@ pub struct Stats {
     /// Filesystem blocks reported returned or allocated beyond what was
     /// promised: an accounting bug in the callers. Should stay zero.
     pub drift: u64,
+    /// Thin blocks held until unmount for extents whose provisioning
+    /// failed.
+    pub unprovisioned: u64,
     /// Changes that could not be refused (a delayed extent split by a
     /// deletion in its middle) and that the device could not back at
     /// once: the metadata allowance did.
@@ -122,6 +125,12 @@ pub struct Books {
     returning: u64,
     /// Thin blocks held for the delayed allocation extents.
     delalloc_cost: u64,
+    /// Thin blocks held for allocated extents whose provisioning failed
+    /// (a fatal signal, a suspend that outlasted the retries, no memory):
+    /// the device draws on its own reservation first when their writes map
+    /// them, so holding these keeps the promise. We cannot tell when they
+    /// are written, so they are held until unmount.
+    unprovisioned: u64,
     /// Thin blocks the device holds for this filesystem, as far as we know.
     held: u64,
     stats: Stats,
@@ -137,6 +146,7 @@ impl Books {
             extent_cost: 0,
             returning: 0,
             delalloc_cost: 0,
+            unprovisioned: 0,
             held: 0,
             stats: Stats::default(),
         }
@@ -158,6 +168,7 @@ impl Books {
         let left = self.promised.saturating_add(self.returning);
         self.promised = 0;
         self.returning = 0;
+        self.unprovisioned = 0;
         let unended = self.extent_cost.saturating_add(self.delalloc_cost);
         if unended != 0 {
             self.stats.drift = self.stats.drift.saturating_add(unended);
@@ -175,6 +186,7 @@ impl Books {
             .worst_case_thin_blocks(promised)
             .checked_add(extent_cost)?
             .checked_add(self.delalloc_cost)?
+            .checked_add(self.unprovisioned)?
             .checked_add(self.allowance)
     }
 
@@ -365,6 +377,18 @@ impl Books {
                     .map_or(u64::MAX, |r| r.count);
                 self.held = self.held.saturating_sub(mapped);
                 self.stats.provisioned = self.stats.provisioned.saturating_add(mapped);
+                if result.is_err() {
+                    // What was not provisioned stays backed by our
+                    // reservation: at most every block the range touches.
+                    let touched = self
+                        .fs
+                        .thin()
+                        .covering_blocks(start, len)
+                        .map_or(u64::MAX, |r| r.count);
+                    let unbacked = touched.saturating_sub(mapped);
+                    self.unprovisioned = self.unprovisioned.saturating_add(unbacked);
+                    self.stats.unprovisioned = self.stats.unprovisioned.saturating_add(unbacked);
+                }
                 result
             }
             Err(GeometryError::Overflow | GeometryError::NotAligned) => {

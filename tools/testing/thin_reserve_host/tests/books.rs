@@ -19,6 +19,8 @@ struct ModelPool {
     mapped: BTreeSet<u64>,
     /// Our reservation, in thin blocks.
     reserved: u64,
+    /// The next provision fails after mapping nothing.
+    fail_next_provision: bool,
 }
 
 impl ModelPool {
@@ -39,6 +41,9 @@ impl ReservationDevice for ModelPool {
     }
 
     fn provision(&mut self, start: u64, len: u64) -> (u64, Result<(), DeviceError>) {
+        if std::mem::take(&mut self.fail_next_provision) {
+            return (0, Err(DeviceError::Failed(-4)));
+        }
         let first = start / self.thin_sectors;
         let end = (start + len).div_ceil(self.thin_sectors);
         let mut mapped = 0;
@@ -116,6 +121,7 @@ impl World {
             capacity,
             mapped: BTreeSet::new(),
             reserved: 0,
+            fail_next_provision: false,
         };
         let mut books = Books::new(fs, agcount);
         books.open(&mut pool).unwrap();
@@ -515,6 +521,7 @@ fn growfs_raises_the_cap_and_the_allowance() {
         capacity: 1000,
         mapped: BTreeSet::new(),
         reserved: 0,
+        fail_next_provision: false,
     };
     let mut books = Books::new(small, 1);
     books.open(&mut pool).unwrap();
@@ -539,4 +546,32 @@ fn blocks_freed_into_a_reservation_are_promised_again() {
     w.books.unreserve(&mut w.pool, 15);
     assert_eq!(w.books.promised(), 0);
     assert_eq!(w.books.stats().drift, 0);
+}
+
+#[test]
+fn a_failed_provision_keeps_its_backing() {
+    // A pool with room for the allowance and 8 thin blocks of 16 fs blocks.
+    let fs = ThinFs::new(BlockSize::new(128).unwrap(), 8, 128 * 1024).unwrap();
+    let allowance = fs.metadata_allowance(1);
+    let mut w = World::new(1, 3, 1024, allowance + 8, 1);
+    assert_eq!(w.books.reserve(&mut w.pool, 8, false), Ok(()));
+    // Eight blocks in eight thin blocks; provisioning fails (EINTR).
+    w.pool.fail_next_provision = true;
+    let blocks: Vec<u64> = (0..8).map(|i| i * 16).collect();
+    for b in &blocks {
+        w.allocated.insert(*b);
+    }
+    assert!(w.books.allocated(&mut w.pool, 0, 1, 1, 0).is_err());
+    for b in &blocks[1..] {
+        assert_eq!(w.books.allocated(&mut w.pool, b * 8, 1, 1, 0), Ok(()));
+    }
+    // The first block's thin block is still held for it: its write maps
+    // it out of our reservation, even with every other block taken.
+    assert_eq!(w.books.stats().unprovisioned, 1);
+    assert_eq!(w.books.promised(), 0);
+    assert_eq!(w.books.need(), allowance + 1);
+    assert!(w.pool.reserved > allowance);
+    let (_, closed) = w.books.close(&mut w.pool);
+    assert_eq!(closed, Ok(()));
+    assert_eq!(w.pool.reserved, 0);
 }
