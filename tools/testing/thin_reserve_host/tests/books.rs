@@ -5,63 +5,14 @@
 //! blocks are always provisioned, refusals happen only when the pool really
 //! cannot back the promise, and unmount gives everything back.
 
+mod common;
+
+use common::ModelPool;
 use proptest::prelude::*;
 use std::collections::BTreeSet;
-use thin_reserve_host::books::{Books, DeviceError, Refusal, ReservationDevice, GROW_HEADROOM};
+use thin_reserve_host::books::{Books, DeviceError, Refusal, GROW_HEADROOM};
 use thin_reserve_host::geometry::{BlockSize, MIN_BLOCK_SECTORS};
 use thin_reserve_host::policy::ThinFs;
-
-/// One thin device alone in a pool of `capacity` thin blocks.
-#[derive(Debug)]
-struct ModelPool {
-    thin_sectors: u64,
-    capacity: u64,
-    mapped: BTreeSet<u64>,
-    /// Our reservation, in thin blocks.
-    reserved: u64,
-    /// The next provision fails after mapping nothing.
-    fail_next_provision: bool,
-}
-
-impl ModelPool {
-    fn free(&self) -> u64 {
-        self.capacity - self.mapped.len() as u64
-    }
-}
-
-impl ReservationDevice for ModelPool {
-    fn set_reserved(&mut self, sectors: u64) -> Result<(), DeviceError> {
-        assert_eq!(sectors % self.thin_sectors, 0, "partial thin block");
-        let blocks = sectors / self.thin_sectors;
-        if blocks > self.free() {
-            return Err(DeviceError::NoSpace);
-        }
-        self.reserved = blocks;
-        Ok(())
-    }
-
-    fn provision(&mut self, start: u64, len: u64) -> (u64, Result<(), DeviceError>) {
-        if std::mem::take(&mut self.fail_next_provision) {
-            return (0, Err(DeviceError::Failed(-4)));
-        }
-        let first = start / self.thin_sectors;
-        let end = (start + len).div_ceil(self.thin_sectors);
-        let mut mapped = 0;
-        for block in first..end {
-            if self.mapped.contains(&block) {
-                continue;
-            }
-            if self.reserved > 0 {
-                self.reserved -= 1;
-            } else if self.free() == 0 {
-                return (mapped, Err(DeviceError::NoSpace));
-            }
-            self.mapped.insert(block);
-            mapped += self.thin_sectors;
-        }
-        (mapped, Ok(()))
-    }
-}
 
 #[derive(Clone, Debug)]
 enum Op {

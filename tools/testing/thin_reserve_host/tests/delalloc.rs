@@ -10,56 +10,14 @@
 //! every conversion is provisioned, refusals are honest, and unmount leaves
 //! nothing held.
 
+mod common;
+
+use common::ModelPool as Pool;
 use proptest::prelude::*;
 use std::collections::BTreeSet;
-use thin_reserve_host::books::{Books, DeviceError, Refusal, ReservationDevice};
+use thin_reserve_host::books::{Books, DeviceError, Refusal};
 use thin_reserve_host::geometry::{BlockSize, MIN_BLOCK_SECTORS};
 use thin_reserve_host::policy::ThinFs;
-
-/// One thin device alone in a pool of `capacity` thin blocks.
-#[derive(Debug)]
-struct Pool {
-    thin_sectors: u64,
-    capacity: u64,
-    mapped: BTreeSet<u64>,
-    reserved: u64,
-}
-
-impl Pool {
-    fn free(&self) -> u64 {
-        self.capacity - self.mapped.len() as u64
-    }
-}
-
-impl ReservationDevice for Pool {
-    fn set_reserved(&mut self, sectors: u64) -> Result<(), DeviceError> {
-        let blocks = sectors / self.thin_sectors;
-        if blocks > self.free() {
-            return Err(DeviceError::NoSpace);
-        }
-        self.reserved = blocks;
-        Ok(())
-    }
-
-    fn provision(&mut self, start: u64, len: u64) -> (u64, Result<(), DeviceError>) {
-        let first = start / self.thin_sectors;
-        let end = (start + len).div_ceil(self.thin_sectors);
-        let mut mapped = 0;
-        for block in first..end {
-            if self.mapped.contains(&block) {
-                continue;
-            }
-            if self.reserved > 0 {
-                self.reserved -= 1;
-            } else if self.free() == 0 {
-                return (mapped, Err(DeviceError::NoSpace));
-            }
-            self.mapped.insert(block);
-            mapped += self.thin_sectors;
-        }
-        (mapped, Ok(()))
-    }
-}
 
 #[derive(Clone, Debug)]
 enum Op {
@@ -108,6 +66,7 @@ impl World {
             capacity,
             mapped: BTreeSet::new(),
             reserved: 0,
+            fail_next_provision: false,
         };
         let mut books = Books::new(fs, 1);
         books.open(&mut pool).unwrap();
