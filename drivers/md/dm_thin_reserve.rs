@@ -19,19 +19,23 @@
 //! pool with a ledger holds a reference on this module, so it cannot be
 //! unloaded while any reservation exists.
 //!
-//! Provisioning earmarks unmapped virtual blocks instead of allocating
-//! them: the earmark holds one pool block for the write that will map the
-//! block, so nothing is written or zeroed ahead of the data. Earmarks are
-//! kept as one 512-bit [`EarmarkChunk`] per 512 virtual blocks that have
-//! any, so that the allocation path only clears a bit.
+//! Provisioning earmarks virtual blocks instead of allocating them: the
+//! earmark holds one pool block for the write that will map the block (an
+//! unmapped one) or copy it (one a snapshot shares), so nothing is written
+//! or zeroed ahead of the data. Earmarks are kept as one 512-bit
+//! [`EarmarkChunk`] per 512 virtual blocks that have any, so that the
+//! allocation path only clears a bit.
+//!
+//! A device's holder can pin ranges (a filesystem's log and AG headers):
+//! dm-thin asks for them at each snapshot of the device and earmarks their
+//! shared blocks, or refuses the snapshot. Pins are kept per device, sorted
+//! and merged, and end with the holder's reservation.
 //!
 //! The arithmetic lives in `dm_thin_reserve/`, which has no kernel
 //! dependencies and is property-tested on the host.
 
-use core::ffi::{c_int, c_void};
-use core::ptr;
-use kernel::bindings;
-use kernel::error::code::{EINVAL, ENOMEM, ENOSPC};
+use kernel::error::code::{E2BIG, EINVAL, ENOSPC};
+use kernel::error::Error;
 use kernel::prelude::*;
 use kernel::rbtree::{RBTree, RBTreeNodeReservation};
 
@@ -43,11 +47,17 @@ pub mod geometry;
 #[path = "dm_thin_reserve/ledger.rs"]
 pub mod ledger;
 
+/// dm-thin's ledger interface as a safe trait: all of this module's
+/// `unsafe` lives there.
+#[path = "dm_thin_reserve/ops.rs"]
+mod ops;
+
 use geometry::{BlockSize, GeometryError};
 use ledger::{Allocation, EarmarkChunk, LedgerError, PoolLedger, ThinReservation};
+use ops::{Charge, Ledger, Registration};
 
 /// Version of this extension, printed at load so test logs say what ran.
-const VERSION: &str = "0.3.0";
+const VERSION: &str = "0.4.0";
 
 module! {
     type: DmThinReserve,
@@ -65,12 +75,15 @@ struct PoolState {
     thins: RBTree<u32, ThinState>,
 }
 
-/// One thin device's reservation and earmarks.
+/// One thin device's reservation, earmarks and pins.
 struct ThinState {
     reservation: ThinReservation,
     /// Earmarked virtual blocks by chunk number; chunks without any are
     /// absent. Their bits add up to `reservation.earmarked()`.
     earmarks: RBTree<u64, EarmarkChunk>,
+    /// Pinned ranges `[begin, end)`, sorted and disjoint: provisioned again
+    /// whenever the device is snapshotted.
+    pins: KVec<(u64, u64)>,
 }
 
 impl ThinState {
@@ -78,7 +91,49 @@ impl ThinState {
         Self {
             reservation: ThinReservation::new(),
             earmarks: RBTree::new(),
+            pins: KVec::new(),
         }
+    }
+
+    /// Whether the device holds nothing and pins nothing, so that its
+    /// entry can go.
+    fn is_empty(&self) -> bool {
+        self.reservation.is_empty() && self.pins.is_empty()
+    }
+
+    /// Pins `[begin, end)`, merging it with the ranges it overlaps or
+    /// touches. On error nothing changes.
+    fn pin(&mut self, begin: u64, end: u64) -> Result {
+        if begin >= end {
+            return Err(EINVAL);
+        }
+        let mut merged = (begin, end);
+        let mut pins = KVec::with_capacity(self.pins.len() + 1, GFP_KERNEL)?;
+        let mut placed = false;
+        for &range in self.pins.iter() {
+            if let Some(union) = ledger::merge_pin(merged, range) {
+                merged = union;
+                continue;
+            }
+            if !placed && range.0 > merged.1 {
+                pins.push(merged, GFP_KERNEL)?;
+                placed = true;
+            }
+            pins.push(range, GFP_KERNEL)?;
+        }
+        if !placed {
+            pins.push(merged, GFP_KERNEL)?;
+        }
+        if pins.len() > ledger::MAX_PINS {
+            return Err(E2BIG);
+        }
+        self.pins = pins;
+        Ok(())
+    }
+
+    /// The first pinned range that ends after `from`.
+    fn next_pin(&self, from: u64) -> Option<(u64, u64)> {
+        self.pins.iter().copied().find(|&(_, end)| end > from)
     }
 
     /// Whether virtual block `block` is earmarked.
@@ -130,342 +185,260 @@ impl ThinState {
     }
 }
 
-fn errno_of_geometry(e: GeometryError) -> c_int {
+fn error_of_geometry(e: GeometryError) -> Error {
     match e {
-        GeometryError::NotAligned => EINVAL.to_errno(),
-        GeometryError::Overflow => -(bindings::EOVERFLOW as c_int),
+        GeometryError::NotAligned => EINVAL,
+        GeometryError::Overflow => ops::eoverflow(),
     }
 }
 
-fn errno_of_ledger(e: LedgerError) -> c_int {
+fn error_of_ledger(e: LedgerError) -> Error {
     match e {
-        LedgerError::NoSpace => ENOSPC.to_errno(),
-        LedgerError::NotHeld => EINVAL.to_errno(),
-        LedgerError::Overflow => -(bindings::EOVERFLOW as c_int),
+        LedgerError::NoSpace => ENOSPC,
+        LedgerError::NotHeld => EINVAL,
+        LedgerError::Overflow => ops::eoverflow(),
     }
 }
 
-/// Turns dm-thin's opaque ledger pointer back into the pool's books.
-///
-/// # Safety
-///
-/// `ledger` must come from [`pool_create`] and not yet be passed to
-/// [`pool_destroy`], and the caller must hold the pool's `reserve_lock`,
-/// which makes this the only reference for the duration of the call.
-unsafe fn pool_state<'a>(ledger: *mut c_void) -> &'a mut PoolState {
-    // SAFETY: Per this function's contract the pointer is a live
-    // `PoolState` from `KBox::into_raw` and nobody else accesses it now.
-    unsafe { &mut *ledger.cast::<PoolState>() }
-}
-
-/// `dm_thin_reserve_ops.pool_create`.
-///
-/// # Safety
-///
-/// Called by dm-thin only; the result is freed by [`pool_destroy`].
-unsafe extern "C" fn pool_create(block_sectors: u64) -> *mut c_void {
-    let Ok(geometry) = BlockSize::new(block_sectors) else {
-        pr_err!("unsupported pool block size {} sectors\n", block_sectors);
-        return ptr::null_mut();
-    };
-    let state = PoolState {
-        geometry,
-        ledger: PoolLedger::new(),
-        thins: RBTree::new(),
-    };
-    match KBox::new(state, GFP_KERNEL) {
-        Ok(state) => KBox::into_raw(state).cast(),
-        Err(_) => ptr::null_mut(),
-    }
-}
-
-/// `dm_thin_reserve_ops.pool_destroy`.
-///
-/// # Safety
-///
-/// Called by dm-thin only, once per pointer from [`pool_create`], when the
-/// pool goes away and no other operation can run on it.
-unsafe extern "C" fn pool_destroy(ledger: *mut c_void) {
-    // SAFETY: dm-thin passes the pointer `pool_create` returned, once, when
-    // the pool goes away and nothing else can reach it.
-    drop(unsafe { KBox::from_raw(ledger.cast::<PoolState>()) });
-}
-
-/// `dm_thin_reserve_ops.set`: the block interface's absolute form.
-///
-/// # Safety
-///
-/// Called by dm-thin only: `ledger` comes from [`pool_create`] and is not yet
-/// destroyed, and the pool's `reserve_lock` is held.
-unsafe extern "C" fn set(ledger: *mut c_void, dev_id: u32, sectors: u64, free: u64) -> c_int {
-    // SAFETY: dm-thin calls with its ledger and `reserve_lock` held.
-    let state = unsafe { pool_state(ledger) };
-    let blocks = match state.geometry.sectors_to_blocks(sectors) {
-        Ok(blocks) => blocks,
-        Err(e) => return errno_of_geometry(e),
-    };
-    if let Some(thin) = state.thins.get_mut(&dev_id) {
-        if let Err(e) = state.ledger.set(&mut thin.reservation, blocks, free) {
-            return errno_of_ledger(e);
-        }
-        if thin.reservation.is_empty() {
-            state.thins.remove(&dev_id);
-        }
-        return 0;
-    }
-    if blocks == 0 {
-        return 0;
-    }
-    // Allocate the node first, so that a failure leaves the books untouched.
-    let Ok(node) = RBTreeNodeReservation::new(GFP_KERNEL) else {
-        return ENOMEM.to_errno();
-    };
-    let mut thin = ThinState::new();
-    if let Err(e) = state.ledger.set(&mut thin.reservation, blocks, free) {
-        return errno_of_ledger(e);
-    }
-    state.thins.insert(node.into_node(dev_id, thin));
-    0
-}
-
-/// `dm_thin_reserve_ops.get`.
-///
-/// # Safety
-///
-/// Called by dm-thin only: `ledger` comes from [`pool_create`] and is not yet
-/// destroyed, and the pool's `reserve_lock` is held. `sectors` points to a writable `u64`.
-unsafe extern "C" fn get(ledger: *mut c_void, dev_id: u32, sectors: *mut u64) -> c_int {
-    // SAFETY: dm-thin calls with its ledger and `reserve_lock` held.
-    let state = unsafe { pool_state(ledger) };
-    let blocks = state
-        .thins
-        .get(&dev_id)
-        .map_or(0, |thin| thin.reservation.blocks());
-    match state.geometry.blocks_to_sectors(blocks) {
-        Ok(value) => {
-            // SAFETY: dm-thin passes a valid pointer to a `u64`.
-            unsafe { sectors.write(value) };
-            0
-        }
-        Err(e) => errno_of_geometry(e),
-    }
-}
-
-/// `dm_thin_reserve_ops.pool_reserved`.
-///
-/// # Safety
-///
-/// Called by dm-thin only: `ledger` comes from [`pool_create`] and is not yet
-/// destroyed, and the pool's `reserve_lock` is held.
-unsafe extern "C" fn pool_reserved(ledger: *mut c_void) -> u64 {
-    // SAFETY: dm-thin calls with its ledger and `reserve_lock` held.
-    unsafe { pool_state(ledger) }.ledger.reserved()
-}
-
-/// `dm_thin_reserve_ops.charge`: may `dev_id` allocate a data block for its
-/// virtual block `block` now?
-///
-/// # Safety
-///
-/// Called by dm-thin only: `ledger` comes from [`pool_create`] and is not yet
-/// destroyed, and the pool's `reserve_lock` is held.
-unsafe extern "C" fn charge(ledger: *mut c_void, dev_id: u32, block: u64, free: u64) -> c_int {
-    // SAFETY: dm-thin calls with its ledger and `reserve_lock` held.
-    let state = unsafe { pool_state(ledger) };
-    let how = match state.thins.get_mut(&dev_id) {
-        Some(thin) if thin.is_earmarked(block) => {
-            let how = state.ledger.allocate_earmarked(&mut thin.reservation);
-            if how.is_ok() {
-                thin.clear_earmark(block);
-            }
-            how
-        }
-        Some(thin) => state.ledger.allocate(&mut thin.reservation, free),
-        None => state.ledger.allocate(&mut ThinReservation::new(), free),
-    };
+fn charge_of(how: Allocation) -> Charge {
     match how {
-        Ok(Allocation::Reserved) => bindings::DM_THIN_CHARGE_RESERVED as c_int,
-        Ok(Allocation::Unreserved) => bindings::DM_THIN_CHARGE_UNRESERVED as c_int,
-        Ok(Allocation::Earmarked) => bindings::DM_THIN_CHARGE_EARMARKED as c_int,
-        Err(e) => errno_of_ledger(e),
+        Allocation::Reserved => Charge::Reserved,
+        Allocation::Unreserved => Charge::Unreserved,
+        Allocation::Earmarked => Charge::Earmarked,
     }
 }
 
-/// `dm_thin_reserve_ops.uncharge`: the allocation `charge` allowed failed.
-///
-/// # Safety
-///
-/// Called by dm-thin only: `ledger` comes from [`pool_create`] and is not yet
-/// destroyed, and the pool's `reserve_lock` is held.
-unsafe extern "C" fn uncharge(ledger: *mut c_void, dev_id: u32, block: u64, how: c_int) {
-    // SAFETY: dm-thin calls with its ledger and `reserve_lock` held, the
-    // same hold as the `charge` it undoes.
-    let state = unsafe { pool_state(ledger) };
-    // A device charged from its reservation or an earmark had an entry at
-    // `charge` time, under the same lock hold, and still has it.
-    let Some(thin) = state.thins.get_mut(&dev_id) else {
-        return;
-    };
-    if how == bindings::DM_THIN_CHARGE_RESERVED as c_int {
-        state
-            .ledger
-            .allocation_failed(&mut thin.reservation, Allocation::Reserved);
-    } else if how == bindings::DM_THIN_CHARGE_EARMARKED as c_int {
-        // Put the earmark back. Its chunk may have gone with the bit; if
-        // there is no memory for it, the block goes back into the
-        // device's reservation instead, so that the counts stay true.
+impl PoolState {
+    /// Drops `dev_id`'s entry if it holds and pins nothing.
+    fn forget_if_empty(&mut self, dev_id: u32) {
+        if self.thins.get(&dev_id).is_some_and(|t| t.is_empty()) {
+            self.thins.remove(&dev_id);
+        }
+    }
+}
+
+impl Ledger for PoolState {
+    fn new(block_sectors: u64) -> Result<KBox<Self>> {
+        let Ok(geometry) = BlockSize::new(block_sectors) else {
+            pr_err!("unsupported pool block size {} sectors\n", block_sectors);
+            return Err(EINVAL);
+        };
+        let state = PoolState {
+            geometry,
+            ledger: PoolLedger::new(),
+            thins: RBTree::new(),
+        };
+        Ok(KBox::new(state, GFP_KERNEL)?)
+    }
+
+    /// The block interface's absolute form.
+    fn set(&mut self, dev_id: u32, sectors: u64, free: u64) -> Result {
+        let blocks = self
+            .geometry
+            .sectors_to_blocks(sectors)
+            .map_err(error_of_geometry)?;
+        if let Some(thin) = self.thins.get_mut(&dev_id) {
+            self.ledger
+                .set(&mut thin.reservation, blocks, free)
+                .map_err(error_of_ledger)?;
+            // The holder is done: its pins end with its reservation.
+            if blocks == 0 {
+                thin.pins = KVec::new();
+            }
+            self.forget_if_empty(dev_id);
+            return Ok(());
+        }
+        if blocks == 0 {
+            return Ok(());
+        }
+        // Allocate the node first, so that a failure leaves the books untouched.
+        let node = RBTreeNodeReservation::new(GFP_KERNEL)?;
+        let mut thin = ThinState::new();
+        self.ledger
+            .set(&mut thin.reservation, blocks, free)
+            .map_err(error_of_ledger)?;
+        self.thins.insert(node.into_node(dev_id, thin));
+        Ok(())
+    }
+
+    fn get(&self, dev_id: u32) -> Result<u64> {
+        let blocks = self
+            .thins
+            .get(&dev_id)
+            .map_or(0, |thin| thin.reservation.blocks());
+        self.geometry
+            .blocks_to_sectors(blocks)
+            .map_err(error_of_geometry)
+    }
+
+    fn reserved(&self) -> u64 {
+        self.ledger.reserved()
+    }
+
+    /// May `dev_id` allocate a data block for its virtual block `block` now?
+    fn charge(&mut self, dev_id: u32, block: u64, free: u64, copy: bool) -> Result<Charge> {
+        let how = match self.thins.get_mut(&dev_id) {
+            Some(thin) if thin.is_earmarked(block) => {
+                let how = self.ledger.allocate_earmarked(&mut thin.reservation);
+                if how.is_ok() {
+                    thin.clear_earmark(block);
+                }
+                how
+            }
+            Some(thin) if copy => self.ledger.allocate_copy(&mut thin.reservation, free),
+            Some(thin) => self.ledger.allocate(&mut thin.reservation, free),
+            None => self.ledger.allocate(&mut ThinReservation::new(), free),
+        };
+        how.map(charge_of).map_err(error_of_ledger)
+    }
+
+    /// The allocation `charge` allowed failed.
+    fn uncharge(&mut self, dev_id: u32, block: u64, how: Charge) {
+        // A device charged from its reservation or an earmark had an entry
+        // at `charge` time, under the same lock hold, and still has it.
+        let Some(thin) = self.thins.get_mut(&dev_id) else {
+            return;
+        };
+        match how {
+            Charge::Unreserved => {}
+            Charge::Reserved => self
+                .ledger
+                .allocation_failed(&mut thin.reservation, Allocation::Reserved),
+            Charge::Earmarked => {
+                // Put the earmark back. Its chunk may have gone with the
+                // bit; if there is no memory for it, the block goes back
+                // into the device's reservation instead, so that the
+                // counts stay true.
+                let (chunk, bit) = EarmarkChunk::locate(block);
+                let restored = match thin.earmarks.get_mut(&chunk) {
+                    Some(c) => c.insert(bit),
+                    None => {
+                        let mut c = EarmarkChunk::new();
+                        c.insert(bit);
+                        thin.earmarks
+                            .try_create_and_insert(chunk, c, GFP_NOWAIT)
+                            .is_ok()
+                    }
+                };
+                let back = if restored {
+                    Allocation::Earmarked
+                } else {
+                    Allocation::Reserved
+                };
+                self.ledger.allocation_failed(&mut thin.reservation, back);
+            }
+        }
+    }
+
+    /// Provisioning promises `dev_id`'s virtual block `block` (unmapped, or
+    /// shared with a snapshot) the data block its write will need; with
+    /// `unreserved` out of blocks nobody reserved only.
+    fn earmark(&mut self, dev_id: u32, block: u64, free: u64, unreserved: bool) -> Result<bool> {
+        if self
+            .thins
+            .get(&dev_id)
+            .is_some_and(|t| t.is_earmarked(block))
+        {
+            return Ok(false);
+        }
+        // Allocate the tree nodes that are missing first, so that a
+        // failure leaves the books untouched.
         let (chunk, bit) = EarmarkChunk::locate(block);
-        let restored = match thin.earmarks.get_mut(&chunk) {
-            Some(c) => c.insert(bit),
-            None => {
+        let thin_node = match self.thins.get(&dev_id) {
+            Some(_) => None,
+            None => Some(RBTreeNodeReservation::new(GFP_KERNEL)?),
+        };
+        let chunk_node = match self.thins.get(&dev_id) {
+            Some(thin) if thin.earmarks.get(&chunk).is_some() => None,
+            _ => Some(RBTreeNodeReservation::new(GFP_KERNEL)?),
+        };
+        if let Some(node) = thin_node {
+            self.thins.insert(node.into_node(dev_id, ThinState::new()));
+        }
+        let Some(thin) = self.thins.get_mut(&dev_id) else {
+            return Err(EINVAL);
+        };
+        let charged = if unreserved {
+            self.ledger.earmark_unreserved(&mut thin.reservation, free)
+        } else {
+            self.ledger.earmark(&mut thin.reservation, free)
+        };
+        if let Err(e) = charged {
+            self.forget_if_empty(dev_id);
+            return Err(error_of_ledger(e));
+        }
+        match (thin.earmarks.get_mut(&chunk), chunk_node) {
+            (Some(c), _) => {
+                c.insert(bit);
+            }
+            (None, Some(node)) => {
                 let mut c = EarmarkChunk::new();
                 c.insert(bit);
-                thin.earmarks
-                    .try_create_and_insert(chunk, c, GFP_NOWAIT)
-                    .is_ok()
+                thin.earmarks.insert(node.into_node(chunk, c));
             }
+            // The chunk was looked for above, under the same lock hold.
+            (None, None) => return Err(EINVAL),
+        }
+        Ok(true)
+    }
+
+    fn is_earmarked(&self, dev_id: u32, block: u64) -> bool {
+        self.thins
+            .get(&dev_id)
+            .is_some_and(|t| t.is_earmarked(block))
+    }
+
+    /// `dev_id`'s virtual blocks `[begin, end)` were discarded; their
+    /// earmarks end.
+    fn discard(&mut self, dev_id: u32, begin: u64, end: u64) {
+        let Some(thin) = self.thins.get_mut(&dev_id) else {
+            return;
         };
-        let back = if restored {
-            Allocation::Earmarked
-        } else {
-            Allocation::Reserved
-        };
-        state.ledger.allocation_failed(&mut thin.reservation, back);
+        let removed = thin.clear_earmarks(begin, end);
+        // Cannot fail: every bit cleared was counted when it was set.
+        let _ = self.ledger.release_earmarks(&mut thin.reservation, removed);
+        self.forget_if_empty(dev_id);
     }
-}
 
-/// `dm_thin_reserve_ops.earmark`: provisioning promises `dev_id`'s unmapped
-/// virtual block `block` the data block its write will need.
-///
-/// # Safety
-///
-/// Called by dm-thin only: `ledger` comes from [`pool_create`] and is not yet
-/// destroyed, and the pool's `reserve_lock` is held.
-unsafe extern "C" fn earmark(ledger: *mut c_void, dev_id: u32, block: u64, free: u64) -> c_int {
-    // SAFETY: dm-thin calls with its ledger and `reserve_lock` held.
-    let state = unsafe { pool_state(ledger) };
-    if state
-        .thins
-        .get(&dev_id)
-        .is_some_and(|t| t.is_earmarked(block))
-    {
-        return 0;
-    }
-    // Allocate the tree nodes that are missing first, so that a failure
-    // leaves the books untouched.
-    let (chunk, bit) = EarmarkChunk::locate(block);
-    let thin_node = match state.thins.get(&dev_id) {
-        Some(_) => None,
-        None => match RBTreeNodeReservation::new(GFP_KERNEL) {
-            Ok(node) => Some(node),
-            Err(_) => return ENOMEM.to_errno(),
-        },
-    };
-    let chunk_node = match state.thins.get(&dev_id) {
-        Some(thin) if thin.earmarks.get(&chunk).is_some() => None,
-        _ => match RBTreeNodeReservation::new(GFP_KERNEL) {
-            Ok(node) => Some(node),
-            Err(_) => return ENOMEM.to_errno(),
-        },
-    };
-    if let Some(node) = thin_node {
-        state.thins.insert(node.into_node(dev_id, ThinState::new()));
-    }
-    let Some(thin) = state.thins.get_mut(&dev_id) else {
-        return EINVAL.to_errno();
-    };
-    if let Err(e) = state.ledger.earmark(&mut thin.reservation, free) {
-        if thin.reservation.is_empty() {
-            state.thins.remove(&dev_id);
+    /// `dev_id`'s blocks `[begin, end)` stay provisioned across snapshots.
+    fn pin(&mut self, dev_id: u32, begin: u64, end: u64) -> Result {
+        if let Some(thin) = self.thins.get_mut(&dev_id) {
+            return thin.pin(begin, end);
         }
-        return errno_of_ledger(e);
+        let node = RBTreeNodeReservation::new(GFP_KERNEL)?;
+        let mut thin = ThinState::new();
+        thin.pin(begin, end)?;
+        self.thins.insert(node.into_node(dev_id, thin));
+        Ok(())
     }
-    match (thin.earmarks.get_mut(&chunk), chunk_node) {
-        (Some(c), _) => {
-            c.insert(bit);
+
+    fn next_pin(&self, dev_id: u32, from: u64) -> Option<(u64, u64)> {
+        self.thins.get(&dev_id).and_then(|t| t.next_pin(from))
+    }
+
+    fn unreserved(&self, free: u64) -> u64 {
+        self.ledger.unreserved(free)
+    }
+
+    fn promisable(free: u64, free_metadata: u64) -> u64 {
+        ledger::promisable(free, free_metadata)
+    }
+
+    /// The device is gone from the pool.
+    fn delete_thin(&mut self, dev_id: u32) {
+        if let Some(mut thin) = self.thins.remove(&dev_id) {
+            self.ledger.remove(&mut thin.reservation);
         }
-        (None, Some(node)) => {
-            let mut c = EarmarkChunk::new();
-            c.insert(bit);
-            thin.earmarks.insert(node.into_node(chunk, c));
-        }
-        // The chunk was looked for above, under the same lock hold.
-        (None, None) => return EINVAL.to_errno(),
-    }
-    1
-}
-
-/// `dm_thin_reserve_ops.discard`: `dev_id`'s virtual blocks `[begin, end)`
-/// were discarded; their earmarks end.
-///
-/// # Safety
-///
-/// Called by dm-thin only: `ledger` comes from [`pool_create`] and is not yet
-/// destroyed, and the pool's `reserve_lock` is held.
-unsafe extern "C" fn discard(ledger: *mut c_void, dev_id: u32, begin: u64, end: u64) {
-    // SAFETY: dm-thin calls with its ledger and `reserve_lock` held.
-    let state = unsafe { pool_state(ledger) };
-    let Some(thin) = state.thins.get_mut(&dev_id) else {
-        return;
-    };
-    let removed = thin.clear_earmarks(begin, end);
-    // Cannot fail: every bit cleared was counted when it was set.
-    let _ = state
-        .ledger
-        .release_earmarks(&mut thin.reservation, removed);
-    if thin.reservation.is_empty() {
-        state.thins.remove(&dev_id);
     }
 }
-
-/// `dm_thin_reserve_ops.delete_thin`: the device is gone from the pool.
-///
-/// # Safety
-///
-/// Called by dm-thin only: `ledger` comes from [`pool_create`] and is not yet
-/// destroyed, and the pool's `reserve_lock` is held.
-unsafe extern "C" fn delete_thin(ledger: *mut c_void, dev_id: u32) {
-    // SAFETY: dm-thin calls with its ledger and `reserve_lock` held.
-    let state = unsafe { pool_state(ledger) };
-    if let Some(mut thin) = state.thins.remove(&dev_id) {
-        state.ledger.remove(&mut thin.reservation);
-    }
-}
-
-/// The operations table registered with dm-thin.
-struct Registration(KBox<bindings::dm_thin_reserve_ops>);
-
-// SAFETY: The table is written once in `init`, then only read (by dm-thin);
-// its raw `owner` pointer is the module itself, valid as long as we are.
-unsafe impl Send for Registration {}
-// SAFETY: See `Send`: shared references only ever read it.
-unsafe impl Sync for Registration {}
 
 struct DmThinReserve {
-    ops: Registration,
+    _registration: Registration<PoolState>,
 }
 
 impl kernel::Module for DmThinReserve {
     fn init(module: &'static ThisModule) -> Result<Self> {
-        let ops = KBox::new(
-            bindings::dm_thin_reserve_ops {
-                owner: module.as_ptr(),
-                pool_create: Some(pool_create),
-                pool_destroy: Some(pool_destroy),
-                set: Some(set),
-                get: Some(get),
-                pool_reserved: Some(pool_reserved),
-                charge: Some(charge),
-                uncharge: Some(uncharge),
-                earmark: Some(earmark),
-                discard: Some(discard),
-                delete_thin: Some(delete_thin),
-            },
-            GFP_KERNEL,
-        )?;
-        // SAFETY: The table is heap-allocated and outlives the registration:
-        // `drop` unregisters before it is freed.
-        kernel::error::to_result(unsafe { bindings::dm_thin_reserve_register(&*ops) })?;
+        let registration = Registration::new(module)?;
         pr_info!(
             "dm-thin reservation extension {} loaded (thin block {}..{} sectors)\n",
             VERSION,
@@ -473,17 +446,13 @@ impl kernel::Module for DmThinReserve {
             geometry::MAX_BLOCK_SECTORS
         );
         Ok(DmThinReserve {
-            ops: Registration(ops),
+            _registration: registration,
         })
     }
 }
 
 impl Drop for DmThinReserve {
     fn drop(&mut self) {
-        // SAFETY: Registered in `init`. Module exit only runs when no pool
-        // holds a ledger (each holds a module reference), so dm-thin calls
-        // none of the operations any more.
-        unsafe { bindings::dm_thin_reserve_unregister(&*self.ops.0) };
         pr_info!("dm-thin reservation extension {} unloaded\n", VERSION);
     }
 }

@@ -14,21 +14,21 @@
 //!
 //! The books and the policy are pure and host-tested: `xfs_thin/books.rs`
 //! (what is promised, what the device holds) and `xfs_thin/policy.rs`
-//! (how many thin blocks a promise needs). This file is the kernel glue:
-//! one mutex-protected set of books per mounted filesystem, and the calls
-//! to the block device.
+//! (how many thin blocks a promise needs). `xfs_thin/ffi.rs` holds every
+//! raw binding behind a safe trait and device handle. This file is safe
+//! Rust: one mutex-protected set of books per mounted filesystem, and the
+//! log lines.
 //!
 //! Every mounted filesystem using the shim holds a reference on this module
 //! (XFS takes it at mount), so it cannot be unloaded under a mount.
 
-use core::ffi::{c_int, c_void};
 use core::pin::Pin;
-use core::ptr::NonNull;
-use kernel::bindings;
+use core::sync::atomic::{AtomicU64, Ordering};
 use kernel::error::code::{EINVAL, ENOSPC};
 use kernel::new_mutex;
 use kernel::prelude::*;
 use kernel::sync::Mutex;
+use kernel::time::Ktime;
 
 /// Sector/block arithmetic, shared with dm_thin_reserve and the host crate.
 #[path = "../../drivers/md/dm_thin_reserve/geometry.rs"]
@@ -43,17 +43,18 @@ pub mod policy;
 #[path = "xfs_thin/books.rs"]
 pub mod books;
 
-use books::{Books, DeviceError, Refusal, ReservationDevice};
+/// XFS's interface and the block layer's calls as safe Rust: all of this
+/// module's `unsafe` lives there.
+#[path = "xfs_thin/ffi.rs"]
+mod ffi;
+
+use books::{Books, DeviceError, Provision, Refusal, ReservationDevice};
+use ffi::{Geometry, Registration, Shim, ThinDevice};
 use geometry::BlockSize;
 use policy::ThinFs;
 
 /// Version of this shim, printed at load so test logs say what ran.
-const VERSION: &str = "0.3.0";
-
-/// How long to wait for a suspended device (a table reload, `lvextend`)
-/// before giving up on a call: 10 ms steps, 30 s in all.
-const SUSPENDED_RETRY_MS: u32 = 10;
-const SUSPENDED_RETRIES: u32 = 3000;
+const VERSION: &str = "0.4.0";
 
 module! {
     type: XfsThin,
@@ -63,74 +64,80 @@ module! {
     license: "GPL",
 }
 
-/// The data device of a mounted XFS, for its reservation operations.
-#[derive(Clone, Copy)]
-struct ThinDevice {
-    bdev: NonNull<bindings::block_device>,
-}
-
-// SAFETY: The block device stays open for as long as the filesystem is
-// mounted, which outlives every `ThinDevice` (they live in the mount's
-// books), and the block layer's reservation functions may be called from
-// any thread.
-unsafe impl Send for ThinDevice {}
-// SAFETY: See `Send`; the pointer is only passed to thread-safe functions.
-unsafe impl Sync for ThinDevice {}
-
-impl ThinDevice {
-    /// The device as `major:minor`, for log lines.
-    fn dev(&self) -> (u32, u32) {
-        // SAFETY: `bdev` is valid for the life of the mount (see `Send`).
-        let dev = unsafe { (*self.bdev.as_ptr()).bd_dev };
-        (dev >> 20, dev & ((1 << 20) - 1))
-    }
-
-    /// Calls `op` until the device is not suspended any more, or gives up.
-    fn retry_suspended(mut op: impl FnMut() -> c_int) -> c_int {
-        let mut ret = op();
-        let mut tries = 0;
-        while ret == -(bindings::EAGAIN as c_int) && tries < SUSPENDED_RETRIES {
-            // SAFETY: Called from process context (XFS's contract for these
-            // operations), where sleeping is allowed.
-            unsafe { bindings::msleep(SUSPENDED_RETRY_MS) };
-            tries += 1;
-            ret = op();
-        }
-        ret
-    }
-}
-
-fn device_error(ret: c_int) -> DeviceError {
-    if ret == ENOSPC.to_errno() {
+fn device_error(e: Error) -> DeviceError {
+    if e == ENOSPC {
         DeviceError::NoSpace
     } else {
-        DeviceError::Failed(ret)
+        DeviceError::Failed(e.to_errno())
     }
 }
 
-impl ReservationDevice for ThinDevice {
-    fn set_reserved(&mut self, sectors: u64) -> Result<(), DeviceError> {
-        let ret = Self::retry_suspended(|| {
-            // SAFETY: `bdev` is valid for the life of the mount.
-            unsafe { bindings::bdev_set_reserved_space(self.bdev.as_ptr(), sectors) }
-        });
-        match ret {
-            0 => Ok(()),
-            ret => Err(device_error(ret)),
-        }
+/// What the shim cost one mount: how often XFS called it, how often it
+/// called the device and how long the device took. Reported at unmount, so
+/// that a benchmark can say where the time of a workload went.
+#[derive(Default)]
+struct Cost {
+    /// XFS calls that took the books' mutex.
+    hooks: AtomicU64,
+    /// `bdev_set_reserved_space()` calls, and their nanoseconds.
+    sets: AtomicU64,
+    set_ns: AtomicU64,
+    /// `bdev_provision()` calls for allocations and pins, and their time.
+    provisions: AtomicU64,
+    provision_ns: AtomicU64,
+    /// `bdev_provision()` calls for overwrites, and their time.
+    overwrites: AtomicU64,
+    overwrite_ns: AtomicU64,
+    /// `bdev_provision()` calls that release freed thin blocks, and their
+    /// time.
+    releases: AtomicU64,
+    release_ns: AtomicU64,
+}
+
+impl Cost {
+    /// Counts one device call that started at `start` in `calls` and `ns`.
+    fn count(calls: &AtomicU64, ns: &AtomicU64, start: Ktime) {
+        let took = Ktime::ktime_get().to_ns().saturating_sub(start.to_ns());
+        calls.fetch_add(1, Ordering::Relaxed);
+        ns.fetch_add(u64::try_from(took).unwrap_or(0), Ordering::Relaxed);
     }
 
-    fn provision(&mut self, start: u64, len: u64) -> (u64, Result<(), DeviceError>) {
-        let mut mapped: u64 = 0;
-        let ret = Self::retry_suspended(|| {
-            // SAFETY: `bdev` is valid for the life of the mount and
-            // `mapped` is a writable `sector_t`.
-            unsafe { bindings::bdev_provision(self.bdev.as_ptr(), start, len, &mut mapped) }
-        });
-        match ret {
-            0 => (mapped, Ok(())),
-            ret => (mapped, Err(device_error(ret))),
+    fn get(counter: &AtomicU64) -> u64 {
+        counter.load(Ordering::Relaxed)
+    }
+}
+
+/// The books' view of the device; every call is counted and timed.
+struct Device<'a> {
+    dev: ThinDevice,
+    cost: &'a Cost,
+}
+
+impl ReservationDevice for Device<'_> {
+    fn set_reserved(&mut self, sectors: u64) -> Result<(), DeviceError> {
+        let start = Ktime::ktime_get();
+        let result = self.dev.set_reserved(sectors).map_err(device_error);
+        Cost::count(&self.cost.sets, &self.cost.set_ns, start);
+        result
+    }
+
+    fn provision(
+        &mut self,
+        start: u64,
+        len: u64,
+        how: Provision,
+    ) -> (u64, Result<(), DeviceError>) {
+        let began = Ktime::ktime_get();
+        let (mapped, result) = self.dev.provision(start, len, how);
+        match how {
+            Provision::Overwrite { .. } => {
+                Cost::count(&self.cost.overwrites, &self.cost.overwrite_ns, began)
+            }
+            Provision::Allocated | Provision::Pin => {
+                Cost::count(&self.cost.provisions, &self.cost.provision_ns, began)
+            }
         }
+        (mapped, result.map_err(device_error))
     }
 }
 
@@ -138,8 +145,13 @@ impl ReservationDevice for ThinDevice {
 #[pin_data]
 struct ThinMount {
     dev: ThinDevice,
+    /// The block sizes, for the ranges frees release: they never change,
+    /// so releasing needs no lock (the device size in here may be stale
+    /// after growfs; releases do not use it).
+    fs: ThinFs,
     #[pin]
     books: Mutex<(Books, RefusalLog)>,
+    cost: Cost,
 }
 
 /// When the log last said that a mount refuses promises, so that a full
@@ -158,189 +170,73 @@ struct RefusalLog {
 const REFUSAL_LOG_INTERVAL_NS: i64 = 5_000_000_000;
 
 impl ThinMount {
+    /// The device, as the books call it.
+    fn device(&self) -> Device<'_> {
+        Device {
+            dev: self.dev,
+            cost: &self.cost,
+        }
+    }
+
     /// Runs `f` on the books, with a device handle, under the mount's mutex.
-    fn with<R>(&self, f: impl FnOnce(&mut Books, &mut ThinDevice) -> R) -> R {
-        let mut dev = self.dev;
+    fn with<R>(&self, f: impl FnOnce(&mut Books, &mut Device<'_>) -> R) -> R {
+        let mut dev = self.device();
         let mut books = self.books.lock();
+        self.cost.hooks.fetch_add(1, Ordering::Relaxed);
         f(&mut books.0, &mut dev)
     }
-}
 
-/// Turns XFS's `m_thin` back into the mount.
-///
-/// # Safety
-///
-/// `thin` must come from [`mount`] and not yet be passed to [`unmount`].
-unsafe fn thin_mount<'a>(thin: *mut c_void) -> &'a ThinMount {
-    // SAFETY: Per this function's contract the pointer is a live, pinned
-    // `ThinMount` from `KBox::into_raw`; only shared references are made.
-    unsafe { &*thin.cast::<ThinMount>() }
-}
-
-/// The policy's view of a filesystem with geometry `geo`.
-fn thin_fs(geo: &bindings::xfs_thin_geometry) -> Result<ThinFs, geometry::GeometryError> {
-    BlockSize::new(geo.thin_block_sectors)
-        .and_then(|thin| ThinFs::new(thin, geo.fs_block_sectors, geo.fs_sectors))
-}
-
-/// `xfs_thin_ops.mount`.
-///
-/// # Safety
-///
-/// Called by XFS only, with a valid open `bdev`, a valid `geo` and a
-/// writable `thin`.
-unsafe extern "C" fn mount(
-    bdev: *mut bindings::block_device,
-    geo: *const bindings::xfs_thin_geometry,
-    thin: *mut *mut c_void,
-) -> c_int {
-    let Some(bdev) = NonNull::new(bdev) else {
-        return EINVAL.to_errno();
-    };
-    // SAFETY: XFS passes a valid geometry for the duration of the call.
-    let geo = unsafe { &*geo };
-    let fs = match thin_fs(geo) {
-        Ok(fs) => fs,
-        Err(e) => {
-            pr_info!(
-                "thin block {} sectors, filesystem block {} sectors: {}\n",
-                geo.thin_block_sectors,
-                geo.fs_block_sectors,
-                e.errno_name()
-            );
-            return EINVAL.to_errno();
-        }
-    };
-    let mut dev = ThinDevice { bdev };
-    let mut books = Books::new(fs, geo.agcount);
-    if let Err(e) = books.open(&mut dev) {
-        let ret = match e {
-            DeviceError::NoSpace => ENOSPC.to_errno(),
-            DeviceError::Failed(ret) => ret,
-        };
-        return ret;
-    }
-    let (major, minor) = dev.dev();
-    let mounted = KBox::pin_init(
-        pin_init!(ThinMount {
-            dev,
-            books <- new_mutex!((books, RefusalLog::default()), "xfs_thin::ThinMount::books"),
-        }),
-        GFP_KERNEL,
-    );
-    let mounted = match mounted {
-        Ok(mounted) => mounted,
-        Err(e) => {
-            // Nothing refers to the reservation yet: give it back.
-            let _ = books::Books::new(fs, geo.agcount).close(&mut dev);
-            return e.to_errno();
-        }
-    };
-    {
-        let books = &mounted.books.lock().0;
-        pr_info!(
-            "{}:{}: reserving, thin block {} sectors, fs block {} sectors, allowance {} thin blocks, {} held\n",
-            major,
-            minor,
-            fs.thin().sectors(),
-            geo.fs_block_sectors,
-            books.allowance(),
-            books.held()
-        );
-    }
-    // SAFETY: XFS keeps the pointer until `unmount` and never moves what it
-    // points to; `unmount` turns it back into the pinned box.
-    let raw = KBox::into_raw(unsafe { Pin::into_inner_unchecked(mounted) });
-    // SAFETY: XFS passes a writable pointer.
-    unsafe { thin.write(raw.cast()) };
-    0
-}
-
-/// `xfs_thin_ops.unmount`.
-///
-/// # Safety
-///
-/// Called by XFS only, once per pointer from [`mount`], when no other
-/// operation can run on it.
-unsafe extern "C" fn unmount(thin: *mut c_void) {
-    // SAFETY: XFS passes what `mount` stored, once, when nothing else uses it.
-    let mounted = unsafe { KBox::from_raw(thin.cast::<ThinMount>()) };
-    let (major, minor) = mounted.dev.dev();
-    let (left, closed, stats) = mounted.with(|books, dev| {
-        let (left, closed) = books.close(dev);
-        (left, closed, books.stats())
-    });
-    if left != 0 || stats.drift != 0 {
-        pr_warn!(
-            "{}:{}: accounting drift: {} blocks still promised at unmount, {} blocks of drift\n",
-            major,
-            minor,
-            left,
-            stats.drift
-        );
-    }
-    if let Err(e) = closed {
-        pr_warn!(
-            "{}:{}: releasing the reservation failed: {:?}\n",
-            major,
-            minor,
-            e
-        );
-    }
-    pr_info!(
-        "{}:{}: released; {} promises refused, {} thin blocks provisioned, {} provision failures ({} thin blocks held for them), {} allowance overdraws\n",
-        major,
-        minor,
-        stats.refused,
-        stats.provisioned,
-        stats.provision_failures,
-        stats.unprovisioned,
-        stats.overdraws
-    );
-    drop(mounted);
-}
-
-/// `xfs_thin_ops.reserve`.
-///
-/// # Safety
-///
-/// Called by XFS only, with a pointer from [`mount`], in process context.
-unsafe extern "C" fn reserve(thin: *mut c_void, blocks: u64, rsvd: bool) -> c_int {
-    // SAFETY: Per the contract, `thin` is a live mount.
-    let mounted = unsafe { thin_mount(thin) };
-    mounted.promise(blocks, |books, dev| books.reserve(dev, blocks, rsvd))
-}
-
-/// `xfs_thin_ops.reserve_extent`.
-///
-/// # Safety
-///
-/// Called by XFS only, with a pointer from [`mount`], in process context.
-unsafe extern "C" fn reserve_extent(thin: *mut c_void, blocks: u64, rsvd: bool) -> c_int {
-    // SAFETY: Per the contract, `thin` is a live mount.
-    let mounted = unsafe { thin_mount(thin) };
-    mounted.promise(blocks, |books, dev| books.reserve_extent(dev, blocks, rsvd))
-}
-
-impl ThinMount {
     /// Makes a promise of `blocks` with `make` under the mount's mutex; logs
-    /// a refusal (at most every few seconds) and returns XFS's errno.
+    /// a refusal (at most every few seconds) and returns XFS's error.
     fn promise(
         &self,
         blocks: u64,
-        make: impl FnOnce(&mut Books, &mut ThinDevice) -> Result<(), Refusal>,
-    ) -> c_int {
-        let mut dev = self.dev;
+        make: impl FnOnce(&mut Books, &mut Device<'_>) -> Result<(), Refusal>,
+    ) -> Result {
+        let mut dev = self.device();
         let mut guard = self.books.lock();
+        self.cost.hooks.fetch_add(1, Ordering::Relaxed);
         let (books, log) = &mut *guard;
         let result = make(books, &mut dev);
         if result == Err(Refusal::NoSpace) {
-            log.refused(books, &dev, blocks);
+            log.refused(books, &self.dev, blocks);
         }
         match result {
-            Ok(()) => 0,
-            Err(Refusal::NoSpace) => ENOSPC.to_errno(),
-            Err(Refusal::Overflow) => -(bindings::EOVERFLOW as c_int),
+            Ok(()) => Ok(()),
+            Err(Refusal::NoSpace) => Err(ENOSPC),
+            Err(Refusal::Overflow) => Err(ffi::eoverflow()),
+        }
+    }
+
+    /// Provisions an allocation and settles the books; logs the first
+    /// failure of the mount (unmount reports the count).
+    ///
+    /// The device call runs without the mount's mutex: every page a writer
+    /// dirties makes a promise under it, and provisioning (a metadata
+    /// lookup and the pool's locks) must not make writers wait. The books
+    /// take the device's answer afterwards ([`Books::provisioned`]).
+    fn provision_allocation(&self, daddr: u64, blocks: u64, from_reservation: u64, extent: u64) {
+        let allocation = self.with(|books, _dev| books.allocation(daddr, blocks));
+        let first = allocation
+            .range
+            .map(|(start, len)| self.device().provision(start, len, Provision::Allocated));
+        let (result, failures) = self.with(|books, dev| {
+            let result =
+                books.provisioned(dev, allocation, first, blocks, from_reservation, extent);
+            (result, books.stats().provision_failures)
+        });
+        if let Err(e) = result {
+            if failures == 1 {
+                let (major, minor) = self.dev.dev();
+                pr_warn!(
+                    "{}:{}: provisioning {} blocks at sector {} failed: {:?}; their pool blocks stay reserved until unmount\n",
+                    major,
+                    minor,
+                    blocks,
+                    daddr,
+                    e
+                );
+            }
         }
     }
 }
@@ -349,8 +245,7 @@ impl RefusalLog {
     /// A promise of `blocks` was refused: say so unless a line went out
     /// less than [`REFUSAL_LOG_INTERVAL_NS`] ago.
     fn refused(&mut self, books: &Books, dev: &ThinDevice, blocks: u64) {
-        // SAFETY: `ktime_get()` may be called from any context.
-        let now = unsafe { bindings::ktime_get() };
+        let now = Ktime::ktime_get().to_ns();
         if self.last_ns != 0 && now.saturating_sub(self.last_ns) < REFUSAL_LOG_INTERVAL_NS {
             return;
         }
@@ -372,218 +267,275 @@ impl RefusalLog {
     }
 }
 
-/// `xfs_thin_ops.extent_done`.
-///
-/// # Safety
-///
-/// Called by XFS only, with a pointer from [`mount`], in process context.
-unsafe extern "C" fn extent_done(thin: *mut c_void, blocks: u64) {
-    // SAFETY: Per the contract, `thin` is a live mount.
-    let mounted = unsafe { thin_mount(thin) };
-    mounted.with(|books, dev| books.extent_done(dev, blocks));
+/// The policy's view of a filesystem with geometry `geo`.
+fn thin_fs(geo: &Geometry) -> Result<ThinFs, geometry::GeometryError> {
+    BlockSize::new(geo.thin_block_sectors)
+        .and_then(|thin| ThinFs::new(thin, geo.fs_block_sectors, geo.fs_sectors))
 }
 
-/// `xfs_thin_ops.unreserve`.
-///
-/// # Safety
-///
-/// Called by XFS only, with a pointer from [`mount`], in process context.
-unsafe extern "C" fn unreserve(thin: *mut c_void, blocks: u64) {
-    // SAFETY: Per the contract, `thin` is a live mount.
-    let mounted = unsafe { thin_mount(thin) };
-    mounted.with(|books, dev| books.unreserve(dev, blocks));
-}
+impl Shim for ThinMount {
+    fn mount(dev: ThinDevice, geo: Geometry) -> Result<Pin<KBox<Self>>> {
+        let fs = match thin_fs(&geo) {
+            Ok(fs) => fs,
+            Err(e) => {
+                pr_info!(
+                    "thin block {} sectors, filesystem block {} sectors: {}\n",
+                    geo.thin_block_sectors,
+                    geo.fs_block_sectors,
+                    e.errno_name()
+                );
+                return Err(EINVAL);
+            }
+        };
+        let opening = Cost::default();
+        let mut device = Device {
+            dev,
+            cost: &opening,
+        };
+        let mut books = Books::new(fs, geo.agcount);
+        books.open(&mut device).map_err(|e| match e {
+            DeviceError::NoSpace => ENOSPC,
+            DeviceError::Failed(ret) => Error::from_errno(ret),
+        })?;
+        let (major, minor) = dev.dev();
+        let mounted = KBox::pin_init(
+            pin_init!(ThinMount {
+                dev,
+                fs,
+                books <- new_mutex!((books, RefusalLog::default()), "xfs_thin::ThinMount::books"),
+                cost: Cost::default(),
+            }),
+            GFP_KERNEL,
+        );
+        let mounted = match mounted {
+            Ok(mounted) => mounted,
+            Err(e) => {
+                // Nothing refers to the reservation yet: give it back.
+                let _ = Books::new(fs, geo.agcount).close(&mut device);
+                return Err(e);
+            }
+        };
+        {
+            let books = &mounted.books.lock().0;
+            pr_info!(
+                "{}:{}: reserving, thin block {} sectors, fs block {} sectors, allowance {} thin blocks, {} held\n",
+                major,
+                minor,
+                fs.thin().sectors(),
+                geo.fs_block_sectors,
+                books.allowance(),
+                books.held()
+            );
+        }
+        Ok(mounted)
+    }
 
-/// `xfs_thin_ops.allocated`.
-///
-/// # Safety
-///
-/// Called by XFS only, with a pointer from [`mount`], in process context.
-unsafe extern "C" fn allocated(thin: *mut c_void, daddr: u64, blocks: u64, from_reservation: u64) {
-    // SAFETY: Per the contract, `thin` is a live mount.
-    let mounted = unsafe { thin_mount(thin) };
-    mounted.allocated(daddr, blocks, from_reservation, 0);
-}
-
-/// `xfs_thin_ops.allocated_extent`.
-///
-/// # Safety
-///
-/// Called by XFS only, with a pointer from [`mount`], in process context.
-unsafe extern "C" fn allocated_extent(
-    thin: *mut c_void,
-    daddr: u64,
-    blocks: u64,
-    from_reservation: u64,
-    extent: u64,
-) {
-    // SAFETY: Per the contract, `thin` is a live mount.
-    let mounted = unsafe { thin_mount(thin) };
-    mounted.allocated(daddr, blocks, from_reservation, extent);
-}
-
-impl ThinMount {
-    /// Provisions an allocation and settles the books; logs the first
-    /// failure of the mount (unmount reports the count).
-    fn allocated(&self, daddr: u64, blocks: u64, from_reservation: u64, extent: u64) {
-        let (result, failures) = self.with(|books, dev| {
-            let result = books.allocated(dev, daddr, blocks, from_reservation, extent);
-            (result, books.stats().provision_failures)
+    fn unmount(self: Pin<KBox<Self>>) {
+        let (major, minor) = self.dev.dev();
+        let (left, closed, stats) = self.with(|books, dev| {
+            let (left, closed) = books.close(dev);
+            (left, closed, books.stats())
         });
-        if let Err(e) = result {
-            if failures == 1 {
-                let (major, minor) = self.dev.dev();
-                pr_warn!(
-                    "{}:{}: provisioning {} blocks at sector {} failed: {:?}; their pool blocks stay reserved until unmount\n",
+        if left != 0 || stats.drift != 0 {
+            pr_warn!(
+                "{}:{}: accounting drift: {} blocks still promised at unmount, {} blocks of drift\n",
+                major,
+                minor,
+                left,
+                stats.drift
+            );
+        }
+        if let Err(e) = closed {
+            pr_warn!(
+                "{}:{}: releasing the reservation failed: {:?}\n",
+                major,
+                minor,
+                e
+            );
+        }
+        pr_info!(
+            "{}:{}: released; {} promises refused, {} thin blocks provisioned, {} provision failures ({} thin blocks held for them), {} allowance overdraws, {} copies provisioned, {} overwrites refused\n",
+            major,
+            minor,
+            stats.refused,
+            stats.provisioned,
+            stats.provision_failures,
+            stats.unprovisioned,
+            stats.overdraws,
+            stats.copies,
+            stats.copies_refused
+        );
+        let cost = &self.cost;
+        pr_info!(
+            "{}:{}: cost: {} hook calls; device: {} sets in {} us, {} provisions in {} us, {} overwrite queries in {} us, {} releases in {} us\n",
+            major,
+            minor,
+            Cost::get(&cost.hooks),
+            Cost::get(&cost.sets),
+            Cost::get(&cost.set_ns) / 1000,
+            Cost::get(&cost.provisions),
+            Cost::get(&cost.provision_ns) / 1000,
+            Cost::get(&cost.overwrites),
+            Cost::get(&cost.overwrite_ns) / 1000,
+            Cost::get(&cost.releases),
+            Cost::get(&cost.release_ns) / 1000
+        );
+    }
+
+    fn reserve(&self, blocks: u64, rsvd: bool) -> Result {
+        self.promise(blocks, |books, dev| books.reserve(dev, blocks, rsvd))
+    }
+
+    fn unreserve(&self, blocks: u64) {
+        self.with(|books, dev| books.unreserve(dev, blocks));
+    }
+
+    fn allocated(&self, daddr: u64, blocks: u64, from_reservation: u64) {
+        self.provision_allocation(daddr, blocks, from_reservation, 0);
+    }
+
+    fn freed(&self, blocks: u64) {
+        self.with(|books, dev| books.freed(dev, blocks));
+    }
+
+    fn reserve_extent(&self, blocks: u64, rsvd: bool) -> Result {
+        self.promise(blocks, |books, dev| books.reserve_extent(dev, blocks, rsvd))
+    }
+
+    fn extent_done(&self, blocks: u64) {
+        self.with(|books, dev| books.extent_done(dev, blocks));
+    }
+
+    fn allocated_extent(&self, daddr: u64, blocks: u64, from_reservation: u64, extent: u64) {
+        self.provision_allocation(daddr, blocks, from_reservation, extent);
+    }
+
+    fn returning(&self, blocks: u64) {
+        self.with(|books, _dev| books.returning(blocks));
+    }
+
+    fn returned(&self, blocks: u64) {
+        self.with(|books, _dev| books.returned(blocks));
+    }
+
+    fn resize(&self, geo: Geometry) {
+        let (major, minor) = self.dev.dev();
+        match thin_fs(&geo) {
+            Ok(fs) => {
+                self.with(|books, dev| books.resize(dev, fs, geo.agcount));
+                pr_info!(
+                    "{}:{}: filesystem resized to {} sectors in {} allocation groups\n",
                     major,
                     minor,
-                    blocks,
-                    daddr,
-                    e
+                    geo.fs_sectors,
+                    geo.agcount
                 );
             }
-        }
-    }
-}
-
-/// `xfs_thin_ops.returning`.
-///
-/// # Safety
-///
-/// Called by XFS only, with a pointer from [`mount`].
-unsafe extern "C" fn returning(thin: *mut c_void, blocks: u64) {
-    // SAFETY: Per the contract, `thin` is a live mount.
-    let mounted = unsafe { thin_mount(thin) };
-    mounted.with(|books, _dev| books.returning(blocks));
-}
-
-/// `xfs_thin_ops.returned`.
-///
-/// # Safety
-///
-/// Called by XFS only, with a pointer from [`mount`].
-unsafe extern "C" fn returned(thin: *mut c_void, blocks: u64) {
-    // SAFETY: Per the contract, `thin` is a live mount.
-    let mounted = unsafe { thin_mount(thin) };
-    mounted.with(|books, _dev| books.returned(blocks));
-}
-
-/// `xfs_thin_ops.delalloc`.
-///
-/// # Safety
-///
-/// Called by XFS only, with a pointer from [`mount`], in process context.
-unsafe extern "C" fn delalloc(
-    thin: *mut c_void,
-    before0: u64,
-    before1: u64,
-    after0: u64,
-    after1: u64,
-    reserve: bool,
-) -> c_int {
-    // SAFETY: Per the contract, `thin` is a live mount.
-    let mounted = unsafe { thin_mount(thin) };
-    let blocks = after0.saturating_add(after1);
-    mounted.promise(blocks, |books, dev| {
-        books.delalloc(dev, [before0, before1], [after0, after1], reserve)
-    })
-}
-
-/// `xfs_thin_ops.resize`.
-///
-/// # Safety
-///
-/// Called by XFS only, with a pointer from [`mount`] and a valid `geo`, in
-/// process context.
-unsafe extern "C" fn resize(thin: *mut c_void, geo: *const bindings::xfs_thin_geometry) {
-    // SAFETY: Per the contract, `thin` is a live mount.
-    let mounted = unsafe { thin_mount(thin) };
-    // SAFETY: XFS passes a valid geometry for the duration of the call.
-    let geo = unsafe { &*geo };
-    let (major, minor) = mounted.dev.dev();
-    match thin_fs(geo) {
-        Ok(fs) => {
-            mounted.with(|books, dev| books.resize(dev, fs, geo.agcount));
-            pr_info!(
-                "{}:{}: filesystem resized to {} sectors in {} allocation groups\n",
+            // The old geometry stays: only a cap can be stale, never a promise.
+            Err(e) => pr_warn!(
+                "{}:{}: resize to {} sectors not followed: {}\n",
                 major,
                 minor,
                 geo.fs_sectors,
-                geo.agcount
-            );
+                e.errno_name()
+            ),
         }
-        // The old geometry stays: only a cap can be stale, never a promise.
-        Err(e) => pr_warn!(
-            "{}:{}: resize to {} sectors not followed: {}\n",
-            major,
-            minor,
-            geo.fs_sectors,
-            e.errno_name()
-        ),
+    }
+
+    fn delalloc(&self, before: [u64; 2], after: [u64; 2], reserve: bool) -> Result {
+        let blocks = after[0].saturating_add(after[1]);
+        self.promise(blocks, |books, dev| {
+            books.delalloc(dev, before, after, reserve)
+        })
+    }
+
+    /// XFS is about to acknowledge a write of `len` sectors at `daddr`,
+    /// which it allocated (and, if `written`, wrote) before.
+    fn overwrite(&self, daddr: u64, len: u64, written: bool) -> Result {
+        // First without the mount's lock: on a device that shares nothing
+        // this returns at once, and an overwrite must not queue behind
+        // promises.
+        let (sectors, result) =
+            self.device()
+                .provision(daddr, len, Provision::Overwrite { written });
+        match result {
+            Ok(()) if sectors == 0 => Ok(()),
+            Ok(()) => {
+                self.with(|books, _dev| books.copied(sectors));
+                Ok(())
+            }
+            Err(DeviceError::NoSpace) => {
+                self.promise(0, |books, dev| books.overwrite(dev, daddr, len, written))
+            }
+            Err(DeviceError::Failed(ret)) => Err(Error::from_errno(ret)),
+        }
+    }
+
+    /// Freed blocks joined a free extent: see [`ThinMount::release_freed`].
+    fn released(&self, daddr: u64, blocks: u64, free_daddr: u64, free_blocks: u64) {
+        self.release_freed(daddr, blocks, free_daddr, free_blocks);
+    }
+
+    /// `len` sectors at `daddr` hold metadata the filesystem rewrites soon
+    /// after any snapshot (its log, its AG headers).
+    fn pin(&self, daddr: u64, len: u64) -> Result {
+        self.with(|books, dev| books.pin(dev, daddr, len))
+            .map_err(|e| match e {
+                DeviceError::NoSpace => ENOSPC,
+                DeviceError::Failed(ret) => Error::from_errno(ret),
+            })
     }
 }
 
-/// `xfs_thin_ops.freed`.
-///
-/// # Safety
-///
-/// Called by XFS only, with a pointer from [`mount`].
-unsafe extern "C" fn freed(thin: *mut c_void, blocks: u64) {
-    // SAFETY: Per the contract, `thin` is a live mount.
-    let mounted = unsafe { thin_mount(thin) };
-    mounted.with(|books, dev| books.freed(dev, blocks));
+impl ThinMount {
+    /// `blocks` freed at `daddr` joined the free extent of `free_blocks`
+    /// at `free_daddr`: the thin blocks that are wholly free now give up
+    /// their provisioning, so that space the filesystem allocated and
+    /// freed without writing it (free-list blocks, unwritten extents,
+    /// frees without online discard, which ends provisioning only for
+    /// whole thin blocks a discard covers) is not held in the pool for it.
+    /// Nothing is discarded; the books are not involved: provisioning
+    /// already took these blocks out of what they hold.
+    fn release_freed(&self, daddr: u64, blocks: u64, free_daddr: u64, free_blocks: u64) {
+        let Some((start, len)) = self
+            .fs
+            .released_sectors(daddr, blocks, free_daddr, free_blocks)
+        else {
+            return;
+        };
+        let began = Ktime::ktime_get();
+        let result = self.dev.release(start, len);
+        Cost::count(&self.cost.releases, &self.cost.release_ns, began);
+        if let Err(e) = result {
+            let (major, minor) = self.dev.dev();
+            pr_warn!(
+                "{}:{}: releasing {} freed sectors at {} failed: {:?}\n",
+                major,
+                minor,
+                len,
+                start,
+                e
+            );
+        }
+    }
 }
 
-/// The operations table registered with XFS.
-struct Registration(KBox<bindings::xfs_thin_ops>);
-
-// SAFETY: The table is written once in `init`, then only read (by XFS); its
-// raw `owner` pointer is the module itself, valid as long as we are.
-unsafe impl Send for Registration {}
-// SAFETY: See `Send`: shared references only ever read it.
-unsafe impl Sync for Registration {}
-
 struct XfsThin {
-    ops: Registration,
+    _registration: Registration<ThinMount>,
 }
 
 impl kernel::Module for XfsThin {
     fn init(module: &'static ThisModule) -> Result<Self> {
-        let ops = KBox::new(
-            bindings::xfs_thin_ops {
-                owner: module.as_ptr(),
-                mount: Some(mount),
-                unmount: Some(unmount),
-                reserve: Some(reserve),
-                unreserve: Some(unreserve),
-                allocated: Some(allocated),
-                freed: Some(freed),
-                reserve_extent: Some(reserve_extent),
-                extent_done: Some(extent_done),
-                allocated_extent: Some(allocated_extent),
-                returning: Some(returning),
-                returned: Some(returned),
-                resize: Some(resize),
-                delalloc: Some(delalloc),
-            },
-            GFP_KERNEL,
-        )?;
-        // SAFETY: The table is heap-allocated and outlives the registration:
-        // `drop` unregisters before it is freed.
-        kernel::error::to_result(unsafe { bindings::xfs_thin_register(&*ops) })?;
+        let registration = Registration::new(module)?;
         pr_info!("XFS thin-pool reservation shim {} loaded\n", VERSION);
         Ok(XfsThin {
-            ops: Registration(ops),
+            _registration: registration,
         })
     }
 }
 
 impl Drop for XfsThin {
     fn drop(&mut self) {
-        // SAFETY: Registered in `init`. Module exit only runs when no
-        // filesystem uses the shim (each holds a module reference), so XFS
-        // calls none of the operations any more.
-        unsafe { bindings::xfs_thin_unregister(&*self.ops.0) };
         pr_info!("XFS thin-pool reservation shim {} unloaded\n", VERSION);
     }
 }

@@ -8,6 +8,11 @@
  *   echo "set /dev/mapper/vg-thin 2048" > /sys/kernel/debug/bdev_reserve_client/command
  *   echo "get /dev/mapper/vg-thin"      > /sys/kernel/debug/bdev_reserve_client/command
  *   cat /sys/kernel/debug/bdev_reserve_client/command      -> "2048"
+ *   echo "provision|overwrite|pin DEV START LEN" > .../command
+ *   echo "granularity /dev/mapper/vg-thin" > .../command   (the unit)
+ *
+ * Every operation but get and granularity opens the device exclusively, as
+ * a holder must: while a filesystem is mounted there they fail with EBUSY.
  *
  * A failed call fails the write with its errno; a successful get or
  * provision leaves its number (reserved sectors, newly mapped sectors) to
@@ -30,6 +35,8 @@
 static struct dentry *client_dir;
 static DEFINE_MUTEX(client_mutex);
 static u64 client_last_value;
+/* The client's claim on a device while it changes its reservation. */
+static int client_holder;
 
 static int client_run(char *cmd)
 {
@@ -37,7 +44,8 @@ static int client_run(char *cmd)
 	struct file *bdev_file;
 	struct block_device *bdev;
 	u64 a = 0, b = 0;
-	sector_t value = 0;
+	sector_t value = 0, ignored;
+	bool reading;
 	int r;
 
 	op = strsep(&cmd, " ");
@@ -51,17 +59,34 @@ static int client_run(char *cmd)
 	if (arg2 && kstrtou64(arg2, 0, &b))
 		return -EINVAL;
 
-	bdev_file = bdev_file_open_by_path(path, BLK_OPEN_READ, NULL, NULL);
+	/*
+	 * Reading needs no claim. Changing the reservation or provisioning is
+	 * for the device's exclusive holder only: open it exclusively, which
+	 * fails with -EBUSY while a filesystem is mounted on it.
+	 */
+	reading = !strcmp(op, "get") || !strcmp(op, "granularity");
+	bdev_file = bdev_file_open_by_path(path, BLK_OPEN_READ,
+					   reading ? NULL : &client_holder,
+					   NULL);
 	if (IS_ERR(bdev_file))
 		return PTR_ERR(bdev_file);
 	bdev = file_bdev(bdev_file);
 
 	if (!strcmp(op, "get") && !arg1)
-		r = bdev_get_reserved_space(bdev, &value);
+		r = bdev_get_reserved_space(bdev, &value, NULL);
+	else if (!strcmp(op, "granularity") && !arg1)
+		r = bdev_get_reserved_space(bdev, &ignored, &value);
 	else if (!strcmp(op, "set") && arg1 && !arg2)
-		r = bdev_set_reserved_space(bdev, a);
+		r = bdev_set_reserved_space(bdev, &client_holder, a);
 	else if (!strcmp(op, "provision") && arg2)
-		r = bdev_provision(bdev, a, b, &value);
+		r = bdev_provision(bdev, &client_holder, a, b, 0, &value);
+	else if (!strcmp(op, "overwrite") && arg2)
+		r = bdev_provision(bdev, &client_holder, a, b,
+				   BDEV_PROVISION_OVERWRITE |
+				   BDEV_PROVISION_UNRESERVED, &value);
+	else if (!strcmp(op, "pin") && arg2)
+		r = bdev_provision(bdev, &client_holder, a, b,
+				   BDEV_PROVISION_PIN, &value);
 	else
 		r = -EINVAL;
 

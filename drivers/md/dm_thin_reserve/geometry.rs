@@ -106,4 +106,19 @@ impl BlockSize {
             count: last_exclusive - first,
         })
     }
+
+    /// The blocks a sector range holds whole: start rounded up and end
+    /// rounded down to block boundaries (empty if it holds none). Only
+    /// these can be given up for the range alone: a block it covers in
+    /// part is shared with sectors outside it.
+    pub fn contained_blocks(self, start: u64, len: u64) -> Result<BlockRange, GeometryError> {
+        let end = start.checked_add(len).ok_or(GeometryError::Overflow)?;
+        // Round `start` up without computing `start + sectors - 1`.
+        let first = start / self.sectors + u64::from(start % self.sectors != 0);
+        let last_exclusive = end / self.sectors;
+        Ok(BlockRange {
+            first,
+            count: last_exclusive.saturating_sub(first),
+        })
+    }
 }

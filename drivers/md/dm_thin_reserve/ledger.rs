@@ -215,6 +215,23 @@ impl PoolLedger {
         }
     }
 
+    /// The same for a block that replaces one a snapshot shares (a
+    /// copy-on-write that nothing earmarked): blocks nobody reserved pay
+    /// first, and the device's reservation only when there are none. A
+    /// holder of a reservation then sees its reservation shrink only when
+    /// the pool is at its limit, which is when copies of its metadata must
+    /// still go through.
+    pub fn allocate_copy(
+        &mut self,
+        thin: &mut ThinReservation,
+        free: u64,
+    ) -> Result<Allocation, LedgerError> {
+        if free > self.reserved {
+            return Ok(Allocation::Unreserved);
+        }
+        self.allocate(thin, free)
+    }
+
     /// Undoes a successful [`PoolLedger::allocate`] or
     /// [`PoolLedger::allocate_earmarked`] whose allocation did not happen:
     /// a block taken from the reservation or an earmark goes back there.
@@ -238,12 +255,24 @@ impl PoolLedger {
         thin: &mut ThinReservation,
         free: u64,
     ) -> Result<Allocation, LedgerError> {
-        let earmarked = thin.earmarked.checked_add(1).ok_or(LedgerError::Overflow)?;
-        if thin.blocks > 0 {
-            thin.blocks -= 1;
-            thin.earmarked = earmarked;
-            return Ok(Allocation::Reserved);
+        if thin.blocks == 0 {
+            return self.earmark_unreserved(thin, free);
         }
+        thin.earmarked = thin.earmarked.checked_add(1).ok_or(LedgerError::Overflow)?;
+        thin.blocks -= 1;
+        Ok(Allocation::Reserved)
+    }
+
+    /// Earmarks one block for `thin` out of blocks nobody reserved, never
+    /// out of the device's own reservation: for space the device's holder
+    /// did not plan for (an overwrite of a block a snapshot shares, a
+    /// pinned range at a snapshot).
+    pub fn earmark_unreserved(
+        &mut self,
+        thin: &mut ThinReservation,
+        free: u64,
+    ) -> Result<Allocation, LedgerError> {
+        let earmarked = thin.earmarked.checked_add(1).ok_or(LedgerError::Overflow)?;
         if free > self.reserved {
             // free > reserved, so reserved + 1 cannot overflow.
             self.reserved += 1;
@@ -366,4 +395,40 @@ impl EarmarkChunk {
     pub fn is_empty(&self) -> bool {
         self.bits.iter().all(|w| *w == 0)
     }
+}
+
+/// Ranges of virtual blocks `[begin, end)` that a device's holder pinned:
+/// they stay provisioned when the device is snapshotted. The kernel module
+/// keeps them sorted and disjoint; [`merge_pin`] says how a new one joins.
+pub const MAX_PINS: usize = 256;
+
+/// Whether pinned ranges `a` and `b` overlap or touch, and if so their
+/// union. Empty ranges join nothing.
+pub fn merge_pin(a: (u64, u64), b: (u64, u64)) -> Option<(u64, u64)> {
+    if a.0 >= a.1 || b.0 >= b.1 || a.0 > b.1 || b.0 > a.1 {
+        return None;
+    }
+    Some((a.0.min(b.0), a.1.max(b.1)))
+}
+
+/// Data blocks counted to one pool metadata block when promises are
+/// checked against metadata space. dm-thin's mapping btree holds up to 254
+/// mappings a 4 KiB node and splits nodes in halves, so 127 a node is its
+/// worst fill; half of that leaves room for the inner nodes and for the
+/// blocks a transaction shadows before it commits.
+pub const MAPPINGS_PER_METADATA_BLOCK: u64 = 64;
+
+/// Metadata blocks kept free beyond what the promised mappings need.
+pub const METADATA_MARGIN_BLOCKS: u64 = 64;
+
+/// How many of `free` data blocks may be promised while `free_metadata`
+/// metadata blocks are free (dm-thin's count, its own reserve already
+/// taken off): a promise the pool cannot map is no promise, so metadata
+/// space bounds it. Never more than `free`; nothing once the metadata is
+/// down to its margin.
+pub fn promisable(free: u64, free_metadata: u64) -> u64 {
+    free_metadata
+        .saturating_sub(METADATA_MARGIN_BLOCKS)
+        .saturating_mul(MAPPINGS_PER_METADATA_BLOCK)
+        .min(free)
 }

@@ -46,14 +46,13 @@
 //!
 //! # The metadata allowance
 //!
-//! Some metadata is allocated without a promise first (free-list refills,
+//! Some metadata is allocated without a promise first (free-list blocks,
 //! per-AG btree reservations), and transactions allowed into XFS's reserve
 //! pool must not fail when the pool is full. The device holds a fixed
 //! allowance of thin blocks beyond the worst case for them
 //! ([`ThinFs::metadata_allowance`]); provisioning such metadata draws on it
 //! and every later call tops it up while the pool has room.
 
-use super::geometry::GeometryError;
 use super::policy::ThinFs;
 
 /// Thin blocks to ask for beyond what is needed when the reservation must
@@ -71,14 +70,35 @@ pub enum DeviceError {
     Failed(i32),
 }
 
+/// What a provisioning call is for (`bdev_provision()`'s flags).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Provision {
+    /// Newly allocated blocks: the device charges our reservation first.
+    Allocated,
+    /// Allocated blocks about to be written: blocks a snapshot shares, and
+    /// unmapped blocks whose earmark ended (the pool was deactivated since
+    /// they were allocated), cost, out of space nobody reserved. For
+    /// `written` blocks only sharing can cost, so a device that shares
+    /// nothing answers at once.
+    Overwrite {
+        /// The blocks were written before (not unwritten extents).
+        written: bool,
+    },
+    /// Blocks the filesystem rewrites soon after any snapshot (its log, its
+    /// AG headers): charged as [`Provision::Allocated`], and provisioned
+    /// again by the device at each snapshot, or the snapshot is refused.
+    Pin,
+}
+
 /// A device with block reservations, as the books use it.
 pub trait ReservationDevice {
     /// Sets the device's reservation to exactly `sectors`.
     fn set_reserved(&mut self, sectors: u64) -> Result<(), DeviceError>;
 
     /// Provisions `[start, start + len)` in sectors. Returns the sectors
-    /// newly mapped, also on failure (part of the range may be mapped).
-    fn provision(&mut self, start: u64, len: u64) -> (u64, Result<(), DeviceError>);
+    /// newly provisioned, also on failure (part of the range may be).
+    fn provision(&mut self, start: u64, len: u64, how: Provision)
+        -> (u64, Result<(), DeviceError>);
 }
 
 /// Why a promise was refused.
@@ -109,6 +129,10 @@ pub struct Stats {
     /// deletion in its middle) and that the device could not back at
     /// once: the metadata allowance did.
     pub overdraws: u64,
+    /// Thin blocks provisioned for overwrites of blocks a snapshot shares.
+    pub copies: u64,
+    /// Overwrites refused: the pool could not back their copies.
+    pub copies_refused: u64,
 }
 
 /// The books of one filesystem.
@@ -133,7 +157,20 @@ pub struct Books {
     unprovisioned: u64,
     /// Thin blocks the device holds for this filesystem, as far as we know.
     held: u64,
+    /// Successful reservation sets so far: an allocation provisioned
+    /// outside the books' lock compares it to tell whether `held` may have
+    /// been set under it ([`Books::provisioned`]).
+    sets: u64,
     stats: Stats,
+}
+
+/// An allocation to provision, taken from the books under their lock; the
+/// device call may then run without it ([`Books::provisioned`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Allocation {
+    /// The sectors to provision, or `None` if the range overflows.
+    pub range: Option<(u64, u64)>,
+    sets: u64,
 }
 
 impl Books {
@@ -148,6 +185,7 @@ impl Books {
             delalloc_cost: 0,
             unprovisioned: 0,
             held: 0,
+            sets: 0,
             stats: Stats::default(),
         }
     }
@@ -200,6 +238,7 @@ impl Books {
             .map_err(|_| DeviceError::NoSpace)?;
         dev.set_reserved(sectors)?;
         self.held = blocks;
+        self.sets = self.sets.wrapping_add(1);
         Ok(())
     }
 
@@ -366,17 +405,60 @@ impl Books {
         from_promise: u64,
         extent: u64,
     ) -> Result<(), DeviceError> {
-        let result = match self.fs.extent_sectors(daddr, blocks) {
-            Ok((start, len)) => {
-                let (mapped, result) = dev.provision(start, len);
-                // The device charges what it maps to our reservation first.
-                let mapped = self
-                    .fs
-                    .thin()
-                    .covering_blocks(0, mapped)
-                    .map_or(u64::MAX, |r| r.count);
-                self.held = self.held.saturating_sub(mapped);
-                self.stats.provisioned = self.stats.provisioned.saturating_add(mapped);
+        let allocation = self.allocation(daddr, blocks);
+        let first = allocation
+            .range
+            .map(|(start, len)| dev.provision(start, len, Provision::Allocated));
+        self.provisioned(dev, allocation, first, blocks, from_promise, extent)
+    }
+
+    /// The first half of [`Books::allocated`]: what to provision for
+    /// `blocks` filesystem blocks from sector `daddr`. The caller makes the
+    /// device call, `provision(start, len, Provision::Allocated)`, and hands
+    /// its answer to [`Books::provisioned`]; between the two it need not
+    /// hold the books' lock, so that promises do not wait for the device.
+    pub fn allocation(&self, daddr: u64, blocks: u64) -> Allocation {
+        Allocation {
+            range: self.fs.extent_sectors(daddr, blocks).ok(),
+            sets: self.sets,
+        }
+    }
+
+    /// The second half of [`Books::allocated`]: `first` is the device's
+    /// answer to provisioning `allocation.range` (`None` if it had none).
+    ///
+    /// The device charged what it newly provisioned to our reservation,
+    /// and `held` follows. If a reservation was set while the device call
+    /// ran, that absolute value may have been stated before or after the
+    /// charge, so `held` may now count the charge twice: too low, never too
+    /// high (a set only follows the books, which still counted this
+    /// allocation's promise). The reservation is then stated again, which
+    /// makes `held` exact.
+    pub fn provisioned(
+        &mut self,
+        dev: &mut impl ReservationDevice,
+        allocation: Allocation,
+        first: Option<(u64, Result<(), DeviceError>)>,
+        blocks: u64,
+        from_promise: u64,
+        extent: u64,
+    ) -> Result<(), DeviceError> {
+        let raced = allocation.sets != self.sets;
+        let result = match (allocation.range, first) {
+            (Some((start, len)), Some((sectors, first))) => {
+                let mut mapped = self.account(Provision::Allocated, sectors);
+                let mut result = first;
+                if result == Err(DeviceError::NoSpace) {
+                    // At its limit the pool may have spent part of our
+                    // reservation on copies a snapshot forced: state the
+                    // whole need again and retry once.
+                    let need = self.need();
+                    if self.set(dev, need).is_ok() {
+                        let (more, again) = self.provision(dev, start, len, Provision::Allocated);
+                        mapped = mapped.saturating_add(more);
+                        result = again;
+                    }
+                }
                 if result.is_err() {
                     // What was not provisioned stays backed by our
                     // reservation: at most every block the range touches.
@@ -391,9 +473,7 @@ impl Books {
                 }
                 result
             }
-            Err(GeometryError::Overflow | GeometryError::NotAligned) => {
-                Err(DeviceError::Failed(OVERFLOW_ERRNO))
-            }
+            _ => Err(DeviceError::Failed(OVERFLOW_ERRNO)),
         };
         if result.is_err() {
             self.stats.provision_failures += 1;
@@ -405,8 +485,113 @@ impl Books {
         if from_promise > blocks {
             self.stats.drift = self.stats.drift.saturating_add(from_promise - blocks);
         }
+        if raced {
+            self.resync(dev);
+        } else {
+            self.settle(dev);
+        }
+        result
+    }
+
+    /// States the reservation again after `held` may have come out too low:
+    /// the target, or if the pool cannot back that, what `held` says, which
+    /// is no more than the device holds and so always succeeds.
+    fn resync(&mut self, dev: &mut impl ReservationDevice) {
+        let Some(need) = self.target(self.promised, self.extent_cost) else {
+            return;
+        };
+        if self.set(dev, need).is_err() {
+            let _ = self.set(dev, self.held);
+        }
+    }
+
+    /// Provisions `[start, start + len)` for `how`; returns the thin blocks
+    /// newly provisioned. The device charges newly allocated and pinned
+    /// ranges to our reservation first, so `held` follows.
+    fn provision(
+        &mut self,
+        dev: &mut impl ReservationDevice,
+        start: u64,
+        len: u64,
+        how: Provision,
+    ) -> (u64, Result<(), DeviceError>) {
+        let (sectors, result) = dev.provision(start, len, how);
+        (self.account(how, sectors), result)
+    }
+
+    /// The device newly provisioned `sectors` for `how`: returns them in
+    /// thin blocks, and `held` follows.
+    fn account(&mut self, how: Provision, sectors: u64) -> u64 {
+        let blocks = self
+            .fs
+            .thin()
+            .covering_blocks(0, sectors)
+            .map_or(u64::MAX, |r| r.count);
+        match how {
+            Provision::Allocated | Provision::Pin => {
+                self.held = self.held.saturating_sub(blocks);
+                self.stats.provisioned = self.stats.provisioned.saturating_add(blocks);
+            }
+            Provision::Overwrite { .. } => {
+                self.stats.copies = self.stats.copies.saturating_add(blocks);
+            }
+        }
+        blocks
+    }
+
+    /// Pins `[start, start + len)` (sectors): metadata the filesystem
+    /// rewrites soon after any snapshot. Provisioned now, and by the device
+    /// again at each snapshot.
+    pub fn pin(
+        &mut self,
+        dev: &mut impl ReservationDevice,
+        start: u64,
+        len: u64,
+    ) -> Result<(), DeviceError> {
+        let (_, result) = self.provision(dev, start, len, Provision::Pin);
         self.settle(dev);
         result
+    }
+
+    /// `[start, start + len)` (sectors), allocated (and `written`
+    /// before), is about to be written: blocks a snapshot shares, and
+    /// blocks whose earmark ended, need new pool blocks, which the device
+    /// earmarks out of space nobody reserved. If it cannot, the headroom we
+    /// hold beyond our need goes back first and the call is retried once;
+    /// then the write is refused.
+    pub fn overwrite(
+        &mut self,
+        dev: &mut impl ReservationDevice,
+        start: u64,
+        len: u64,
+        written: bool,
+    ) -> Result<(), Refusal> {
+        let how = Provision::Overwrite { written };
+        let (_, mut result) = self.provision(dev, start, len, how);
+        if result == Err(DeviceError::NoSpace) {
+            let need = self.need();
+            if need < self.held && self.set(dev, need).is_ok() {
+                result = self.provision(dev, start, len, how).1;
+            }
+        }
+        match result {
+            Ok(()) => Ok(()),
+            Err(_) => {
+                self.stats.copies_refused = self.stats.copies_refused.saturating_add(1);
+                Err(Refusal::NoSpace)
+            }
+        }
+    }
+
+    /// `sectors` were provisioned for an overwrite without the books: the
+    /// kernel tries an overwrite first without taking the mount's lock.
+    pub fn copied(&mut self, sectors: u64) {
+        let blocks = self
+            .fs
+            .thin()
+            .covering_blocks(0, sectors)
+            .map_or(u64::MAX, |r| r.count);
+        self.stats.copies = self.stats.copies.saturating_add(blocks);
     }
 
     /// `blocks` allocated filesystem blocks were freed into their

@@ -114,11 +114,45 @@ impl ThinFs {
         Ok((daddr, len))
     }
 
+    /// The sectors whose provisioning ends when `blocks` filesystem blocks
+    /// from sector `daddr` are freed and become part of the free extent of
+    /// `free_blocks` from `free_daddr`: the thin blocks the freed blocks
+    /// touch that lie wholly in free space now, `(start, len)`, or `None`.
+    /// A thin block that also holds an allocated block stays provisioned
+    /// for it, so the blocks at either end of the freed range qualify only
+    /// if the free extent covers them whole. A freed range outside its free
+    /// extent (a caller bug) releases nothing.
+    pub fn released_sectors(
+        &self,
+        daddr: u64,
+        blocks: u64,
+        free_daddr: u64,
+        free_blocks: u64,
+    ) -> Option<(u64, u64)> {
+        let (start, len) = self.extent_sectors(daddr, blocks).ok()?;
+        let (free_start, free_len) = self.extent_sectors(free_daddr, free_blocks).ok()?;
+        if len == 0 || start < free_start || start + len > free_start + free_len {
+            return None;
+        }
+        let touched = self.thin.covering_blocks(start, len).ok()?;
+        let whole = self.thin.contained_blocks(free_start, free_len).ok()?;
+        let first = touched.first.max(whole.first);
+        let end = (touched.first + touched.count).min(whole.first + whole.count);
+        if first >= end {
+            return None;
+        }
+        let sectors = self.thin.sectors();
+        Some((
+            first.checked_mul(sectors)?,
+            (end - first).checked_mul(sectors)?,
+        ))
+    }
+
     /// Thin blocks held beyond the worst case for the filesystem's promises:
     /// metadata XFS allocates without promising blocks first (free-list
-    /// refills, per-AG btree reservations) and reserve-pool transactions
-    /// near a full pool. Each allocation group refills its own free list,
-    /// hence the per-AG part.
+    /// blocks btrees take, per-AG btree reservations) and reserve-pool
+    /// transactions near a full pool. Each allocation group keeps its own
+    /// free list, hence the per-AG part.
     pub fn metadata_allowance(&self, agcount: u32) -> u64 {
         METADATA_ALLOWANCE_BASE + METADATA_ALLOWANCE_PER_AG * u64::from(agcount)
     }

@@ -10,7 +10,9 @@ mod common;
 use common::ModelPool;
 use proptest::prelude::*;
 use std::collections::BTreeSet;
-use thin_reserve_host::books::{Books, DeviceError, Refusal, GROW_HEADROOM};
+use thin_reserve_host::books::{
+    Books, DeviceError, Provision, Refusal, ReservationDevice, GROW_HEADROOM,
+};
 use thin_reserve_host::geometry::{BlockSize, MIN_BLOCK_SECTORS};
 use thin_reserve_host::policy::ThinFs;
 
@@ -31,6 +33,11 @@ enum Op {
     /// contiguous run of up to n free blocks near the seed (or nothing, for
     /// an odd seed with the pool's free space in mind), then commits.
     Extent(u64, bool, u64),
+    /// Allocate one run of up to n promised blocks near the seed with the
+    /// device call outside the books' lock, while another thread promises
+    /// m more blocks (which may set the reservation) before the device
+    /// call, or after it if the flag says so.
+    Racing(u64, u64, u64, bool),
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -42,6 +49,8 @@ fn op() -> impl Strategy<Value = Op> {
         Just(Op::Commit),
         Just(Op::Discard),
         (1..200u64, any::<bool>(), any::<u64>()).prop_map(|(n, r, s)| Op::Extent(n, r, s)),
+        (1..40u64, any::<u64>(), 1..80u64, any::<bool>())
+            .prop_map(|(n, s, m, after)| Op::Racing(n, s, m, after)),
     ]
 }
 
@@ -67,13 +76,7 @@ impl World {
         let fs_sectors = 1u64 << fs_shift;
         let device = device_thin * thin.sectors();
         let fs = ThinFs::new(thin, fs_sectors, device).unwrap();
-        let mut pool = ModelPool {
-            thin_sectors: thin.sectors(),
-            capacity,
-            mapped: BTreeSet::new(),
-            reserved: 0,
-            fail_next_provision: false,
-        };
+        let mut pool = ModelPool::new(thin.sectors(), capacity);
         let mut books = Books::new(fs, agcount);
         books.open(&mut pool).unwrap();
         World {
@@ -230,6 +233,29 @@ impl World {
                     Err(Refusal::Overflow) => prop_assert!(false, "overflow on small numbers"),
                 }
             }
+            Op::Racing(n, seed, m, after) => {
+                let n = n.min(self.budget);
+                let Some((start, len)) = self.free_run(n, seed).filter(|_| n != 0) else {
+                    return self.check();
+                };
+                for b in start..start + len {
+                    self.allocated.insert(b);
+                }
+                self.budget -= len;
+                let allocation = self.books.allocation(start * self.fs_sectors, len);
+                let (from, count) = allocation.range.unwrap();
+                if !after {
+                    self.promise_between(m);
+                }
+                let first = self.pool.provision(from, count, Provision::Allocated);
+                if after {
+                    self.promise_between(m);
+                }
+                let result =
+                    self.books
+                        .provisioned(&mut self.pool, allocation, Some(first), len, len, 0);
+                prop_assert_eq!(result, Ok(()), "a promised allocation was not provisioned");
+            }
             Op::Unreserve(n) => {
                 let n = n.min(self.budget);
                 self.budget -= n;
@@ -258,6 +284,14 @@ impl World {
             }
         }
         self.check()
+    }
+
+    /// Another thread's promise of `m` blocks, granted or refused, while an
+    /// allocation's device call runs.
+    fn promise_between(&mut self, m: u64) {
+        if self.books.reserve(&mut self.pool, m, false).is_ok() {
+            self.budget += m;
+        }
     }
 
     /// Frees up to `n` allocated blocks picked by `seed`; returns how many.
@@ -467,13 +501,7 @@ fn growfs_raises_the_cap_and_the_allowance() {
     // 1 MiB filesystem: 16 thin blocks, so promises cap at 16.
     let small = ThinFs::new(thin, 8, 2048).unwrap();
     let big = ThinFs::new(thin, 8, 4096).unwrap();
-    let mut pool = ModelPool {
-        thin_sectors: 128,
-        capacity: 1000,
-        mapped: BTreeSet::new(),
-        reserved: 0,
-        fail_next_provision: false,
-    };
+    let mut pool = ModelPool::new(128, 1000);
     let mut books = Books::new(small, 1);
     books.open(&mut pool).unwrap();
     assert_eq!(books.reserve(&mut pool, 100, false), Ok(()));
@@ -525,4 +553,99 @@ fn a_failed_provision_keeps_its_backing() {
     let (_, closed) = w.books.close(&mut w.pool);
     assert_eq!(closed, Ok(()));
     assert_eq!(w.pool.reserved, 0);
+}
+
+/// After a snapshot, overwrites of shared blocks are provisioned out of what
+/// nobody reserved, never out of the promises, and refused once only
+/// promised blocks are left; before it they cost nothing.
+#[test]
+fn overwrites_of_shared_blocks_take_unreserved_space_only() {
+    let thin = BlockSize::new(128).unwrap();
+    // 4 KiB blocks on 64 KiB thin blocks, 64 thin blocks of filesystem.
+    let fs = ThinFs::new(thin, 8, 128 * 64).unwrap();
+    let mut pool = ModelPool::new(128, 40);
+    let mut books = Books::new(fs, 1);
+    books.open(&mut pool).unwrap();
+    let allowance = books.allowance();
+    pool.mapped.extend(0..8);
+
+    // No snapshot: nothing to copy, nothing provisioned.
+    assert_eq!(books.overwrite(&mut pool, 0, 8 * 128, true), Ok(()));
+    assert!(pool.copies.is_empty());
+
+    // A snapshot shares the eight blocks; the first four are overwritten.
+    pool.shared = pool.mapped.clone();
+    assert_eq!(books.overwrite(&mut pool, 0, 4 * 128, true), Ok(()));
+    assert_eq!(pool.copies.len(), 4);
+    assert_eq!(books.stats().copies, 4);
+    assert_eq!(
+        pool.reserved, allowance,
+        "copies come out of unreserved space"
+    );
+    // Again: provisioned already, free.
+    assert_eq!(books.overwrite(&mut pool, 0, 4 * 128, true), Ok(()));
+    assert_eq!(pool.copies.len(), 4);
+
+    // Promises take every block that is left.
+    let left = pool.free() - allowance;
+    assert_eq!(books.reserve(&mut pool, left, false), Ok(()));
+    assert_eq!(pool.reserved, pool.free());
+    assert_eq!(
+        books.overwrite(&mut pool, 4 * 128, 128, true),
+        Err(Refusal::NoSpace)
+    );
+    assert_eq!(books.stats().copies_refused, 1);
+    assert_eq!(pool.reserved, pool.free(), "a refused copy takes nothing");
+    assert_eq!(pool.copies.len(), 4);
+}
+
+/// Unwritten extents whose earmarks ended with a pool deactivation are
+/// provisioned again, from unreserved space, before a write into them is
+/// acknowledged; a second write costs nothing.
+#[test]
+fn writes_into_unwritten_extents_provision_lost_earmarks() {
+    let thin = BlockSize::new(128).unwrap();
+    let fs = ThinFs::new(thin, 8, 128 * 64).unwrap();
+    let mut pool = ModelPool::new(128, 40);
+    let mut books = Books::new(fs, 1);
+    books.open(&mut pool).unwrap();
+    let allowance = books.allowance();
+    // Blocks 0..4 were fallocated before the pool was last deactivated:
+    // nothing is earmarked for them now.
+    assert_eq!(books.overwrite(&mut pool, 0, 4 * 128, false), Ok(()));
+    assert_eq!(pool.mapped.len(), 4);
+    assert_eq!(pool.reserved, allowance, "taken from unreserved space");
+    assert_eq!(books.overwrite(&mut pool, 0, 4 * 128, false), Ok(()));
+    assert_eq!(books.stats().copies, 4);
+    // Written blocks of a volume that shares nothing cost nothing at all.
+    assert_eq!(books.overwrite(&mut pool, 8 * 128, 4 * 128, true), Ok(()));
+    assert_eq!(pool.mapped.len(), 4);
+}
+
+#[test]
+fn a_set_during_an_unlocked_provision_leaves_the_books_exact() {
+    // 64 KiB thin blocks, 4 KiB filesystem blocks, a roomy pool.
+    let mut w = World::new(1, 3, 1024, 1024, 1);
+    assert_eq!(w.books.reserve(&mut w.pool, 16, false), Ok(()));
+    w.budget = 16;
+    let allocation = w.books.allocation(0, 16);
+    let (start, len) = allocation.range.unwrap();
+    let first = w.pool.provision(start, len, Provision::Allocated);
+    // Another promise states the whole reservation after the charge.
+    assert_eq!(
+        w.books.reserve(&mut w.pool, 4 * GROW_HEADROOM, false),
+        Ok(())
+    );
+    w.budget += 4 * GROW_HEADROOM;
+    assert_eq!(
+        w.books
+            .provisioned(&mut w.pool, allocation, Some(first), 16, 16, 0),
+        Ok(())
+    );
+    w.budget -= 16;
+    for b in 0..16 {
+        w.allocated.insert(b);
+    }
+    assert_eq!(w.books.held(), w.pool.reserved);
+    w.check().unwrap();
 }

@@ -61,13 +61,7 @@ impl World {
         let fs_sectors = 1u64 << fs_shift;
         let device = device_thin * thin.sectors();
         let fs = ThinFs::new(thin, fs_sectors, device).unwrap();
-        let mut pool = Pool {
-            thin_sectors: thin.sectors(),
-            capacity,
-            mapped: BTreeSet::new(),
-            reserved: 0,
-            fail_next_provision: false,
-        };
+        let mut pool = Pool::new(thin.sectors(), capacity);
         let mut books = Books::new(fs, 1);
         books.open(&mut pool).unwrap();
         World {

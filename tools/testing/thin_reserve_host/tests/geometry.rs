@@ -93,4 +93,35 @@ proptest! {
             }
         }
     }
+
+    #[test]
+    fn contained_blocks_is_the_largest_inside(
+        bs in block_size(),
+        start in any::<u64>(),
+        len in prop_oneof![0..4 * MAX_BLOCK_SECTORS, any::<u64>()],
+    ) {
+        let s = u128::from(bs.sectors());
+        let begin = u128::from(start);
+        let end = begin + u128::from(len);
+        match bs.contained_blocks(start, len) {
+            Ok(r) => {
+                prop_assert!(end <= u128::from(u64::MAX));
+                let first = u128::from(r.first);
+                let last_exclusive = first + u128::from(r.count);
+                if r.count > 0 {
+                    // Inside the range...
+                    prop_assert!(first * s >= begin);
+                    prop_assert!(last_exclusive * s <= end);
+                }
+                // ...and no block inside it left out.
+                let lo = begin.div_ceil(s);
+                let hi = end / s;
+                prop_assert_eq!(u128::from(r.count), hi.saturating_sub(lo));
+            }
+            Err(e) => {
+                prop_assert_eq!(e, GeometryError::Overflow);
+                prop_assert!(end > u128::from(u64::MAX));
+            }
+        }
+    }
 }

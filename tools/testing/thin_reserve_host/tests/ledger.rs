@@ -7,7 +7,8 @@
 use proptest::prelude::*;
 use std::collections::BTreeSet;
 use thin_reserve_host::ledger::{
-    Allocation, EarmarkChunk, LedgerError, PoolLedger, ThinReservation, EARMARK_CHUNK_BLOCKS,
+    merge_pin, promisable, Allocation, EarmarkChunk, LedgerError, PoolLedger, ThinReservation,
+    EARMARK_CHUNK_BLOCKS, MAPPINGS_PER_METADATA_BLOCK, METADATA_MARGIN_BLOCKS,
 };
 
 const THINS: usize = 4;
@@ -35,6 +36,11 @@ enum Op {
     AllocateEarmarkedFails(usize),
     /// Earmarked blocks are discarded.
     ReleaseEarmarks(usize, u64),
+    /// A write copies a block a snapshot shares, without an earmark.
+    AllocateCopy(usize),
+    /// An overwrite, or a pinned range at a snapshot, earmarks a block out
+    /// of what nobody reserved.
+    EarmarkUnreserved(usize),
 }
 
 fn count() -> impl Strategy<Value = u64> {
@@ -59,7 +65,9 @@ fn op() -> impl Strategy<Value = Op> {
         2 => t.clone().prop_map(Op::Earmark),
         2 => t.clone().prop_map(Op::AllocateEarmarked),
         1 => t.clone().prop_map(Op::AllocateEarmarkedFails),
-        1 => (t, 0..4u64).prop_map(|(t, n)| Op::ReleaseEarmarks(t, n)),
+        1 => (t.clone(), 0..4u64).prop_map(|(t, n)| Op::ReleaseEarmarks(t, n)),
+        2 => t.clone().prop_map(Op::AllocateCopy),
+        2 => t.prop_map(Op::EarmarkUnreserved),
     ]
 }
 
@@ -125,6 +133,20 @@ impl Model {
         }
         self.held[t] -= n;
         Ok(())
+    }
+    fn allocate_copy(&mut self, t: usize) -> Result<Allocation, LedgerError> {
+        if u128::from(self.free()) > self.reserved() {
+            return Ok(Allocation::Unreserved);
+        }
+        self.allocate(t)
+    }
+    fn earmark_unreserved(&mut self, t: usize) -> Result<Allocation, LedgerError> {
+        if u128::from(self.free()) > self.reserved() {
+            self.earmarked[t] += 1;
+            Ok(Allocation::Unreserved)
+        } else {
+            Err(LedgerError::NoSpace)
+        }
     }
     fn allocate(&mut self, t: usize) -> Result<Allocation, LedgerError> {
         if self.free() == 0 {
@@ -248,6 +270,21 @@ proptest! {
                     };
                     prop_assert_eq!(ledger.release_earmarks(&mut thins[t], n), want);
                 }
+                Op::AllocateCopy(t) => {
+                    let got = ledger.allocate_copy(&mut thins[t], free);
+                    prop_assert_eq!(got, model.allocate_copy(t));
+                    if got.is_ok() {
+                        model.used += 1;
+                    }
+                }
+                Op::EarmarkUnreserved(t) => {
+                    let held = model.held[t];
+                    prop_assert_eq!(
+                        ledger.earmark_unreserved(&mut thins[t], free),
+                        model.earmark_unreserved(t)
+                    );
+                    prop_assert_eq!(thins[t].blocks(), held, "the holder's reservation is not touched");
+                }
             }
             check(&ledger, &thins, &model)?;
         }
@@ -324,6 +361,47 @@ proptest! {
             }
             prop_assert_eq!(chunk.count() as usize, set.len());
             prop_assert_eq!(chunk.is_empty(), set.is_empty());
+        }
+    }
+
+    /// Pinned ranges join exactly when they overlap or touch, into their
+    /// union, and empty ranges join nothing.
+    #[test]
+    fn merge_pin_is_union(a in (0..64u64, 0..64u64), b in (0..64u64, 0..64u64)) {
+        let set = |r: (u64, u64)| (r.0..r.1).collect::<BTreeSet<u64>>();
+        let touch = a.0 < a.1 && b.0 < b.1 && a.0 <= b.1 && b.0 <= a.1;
+        match merge_pin(a, b) {
+            Some(u) => {
+                prop_assert!(touch);
+                let both: BTreeSet<u64> = set(a).union(&set(b)).copied().collect();
+                prop_assert_eq!(set(u), both);
+            }
+            None => prop_assert!(!touch),
+        }
+    }
+
+    /// Promises are bounded by the metadata their mappings need: never more
+    /// than the free data blocks, none at or under the margin, and each
+    /// promised block leaves a metadata block for every
+    /// MAPPINGS_PER_METADATA_BLOCK of them beyond the margin.
+    #[test]
+    fn promisable_keeps_metadata_for_the_mappings(free in any::<u64>(), meta in any::<u64>()) {
+        let p = promisable(free, meta);
+        prop_assert!(p <= free);
+        if meta <= METADATA_MARGIN_BLOCKS {
+            prop_assert_eq!(p, 0);
+        } else {
+            let need = u128::from(p).div_ceil(u128::from(MAPPINGS_PER_METADATA_BLOCK));
+            prop_assert!(need + u128::from(METADATA_MARGIN_BLOCKS) <= u128::from(meta));
+            // And it is the largest such count, or all of `free`.
+            let one_more = u128::from(p) + 1;
+            prop_assert!(
+                p == free
+                    || one_more.div_ceil(u128::from(MAPPINGS_PER_METADATA_BLOCK))
+                        + u128::from(METADATA_MARGIN_BLOCKS)
+                        > u128::from(meta)
+                    || p == u64::MAX
+            );
         }
     }
 

@@ -131,3 +131,73 @@ fn an_empty_extent_costs_nothing() {
         fs.worst_case_thin_blocks(u64::MAX)
     );
 }
+
+proptest! {
+    /// A free releases exactly the thin blocks it touches that lie wholly
+    /// in the free extent it joins: never one that still holds an
+    /// allocated block, and none that is free whole left out.
+    #[test]
+    fn a_free_releases_the_thin_blocks_it_leaves_wholly_free(
+        (fs, fs_sectors, device) in thin_fs(),
+        picks in (any::<u64>(), any::<u64>(), any::<u64>(), any::<u64>()),
+    ) {
+        let fs_blocks = device / fs_sectors;
+        prop_assume!(fs_blocks > 0);
+        // A free extent [fa, fa + fl) and a freed range [a, a + l) in it.
+        let fa = picks.0 % fs_blocks;
+        let fl = 1 + picks.1 % (fs_blocks - fa);
+        let a = fa + picks.2 % fl;
+        let l = 1 + picks.3 % (fa + fl - a);
+        let got = fs.released_sectors(a * fs_sectors, l, fa * fs_sectors, fl);
+        let thin = fs.thin().sectors();
+        let expected: BTreeSet<u64> = (0..device.div_ceil(thin))
+            .filter(|t| {
+                let (ts, te) = (t * thin, (t + 1) * thin);
+                let touched = ts < (a + l) * fs_sectors && te > a * fs_sectors;
+                let whole = ts >= fa * fs_sectors && te <= (fa + fl) * fs_sectors;
+                touched && whole
+            })
+            .collect();
+        let released: BTreeSet<u64> = match got {
+            Some((start, len)) => {
+                prop_assert!(len > 0);
+                prop_assert_eq!(start % thin, 0);
+                prop_assert_eq!(len % thin, 0);
+                (start / thin..(start + len) / thin).collect()
+            }
+            None => BTreeSet::new(),
+        };
+        prop_assert_eq!(released, expected);
+    }
+
+    /// A freed range that is not inside its free extent, or that does not
+    /// fit the arithmetic, releases nothing.
+    #[test]
+    fn a_free_outside_its_free_extent_releases_nothing(
+        (fs, fs_sectors, _device) in thin_fs(),
+        daddr in any::<u64>(),
+        blocks in any::<u64>(),
+        free_daddr in any::<u64>(),
+        free_blocks in any::<u64>(),
+    ) {
+        let inside = |s: u128, l: u128, fs_: u128, fl: u128| s >= fs_ && s + l <= fs_ + fl;
+        let f = u128::from(fs_sectors);
+        let fits = |d: u64, b: u64| u128::from(d) + u128::from(b) * f <= u128::from(u64::MAX);
+        if let Some((start, len)) = fs.released_sectors(daddr, blocks, free_daddr, free_blocks) {
+            prop_assert!(fits(daddr, blocks) && fits(free_daddr, free_blocks));
+            prop_assert!(blocks > 0);
+            prop_assert!(inside(
+                u128::from(daddr),
+                u128::from(blocks) * f,
+                u128::from(free_daddr),
+                u128::from(free_blocks) * f
+            ));
+            prop_assert!(inside(
+                u128::from(start),
+                u128::from(len),
+                u128::from(free_daddr),
+                u128::from(free_blocks) * f
+            ));
+        }
+    }
+}
