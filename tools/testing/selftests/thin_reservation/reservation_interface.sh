@@ -17,7 +17,7 @@ BLOCK=$TR_BLOCK
 
 ktap_print_header
 tr_require lvcreate dmsetup dd blkdiscard insmod rmmod
-ktap_set_plan 19
+ktap_set_plan 20
 
 tr_load_reserve_modules
 
@@ -93,6 +93,9 @@ rc=$?
 r=$(tr_client set $B $(((free + 8) * BLOCK)))
 tr_check "lvs and lvextend work; the grown pool backs a bigger reservation ($r)" \
 	sh -c "[ $rc = 0 ] && [ '$r' = 0 ]"
+
+g=$(tr_client granularity $B)
+tr_check "the reservation granularity is the pool's block ($g sectors)" [ "$g" = "$BLOCK" ]
 
 rmmod dm_thin_reserve 2>/dev/null
 tr_check "dm_thin_reserve cannot be unloaded while a pool has reservations" \

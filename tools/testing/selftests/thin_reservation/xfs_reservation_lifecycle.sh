@@ -13,7 +13,7 @@
 
 ktap_print_header
 tr_require lvcreate dmsetup mkfs.xfs xfs_io dd blkdiscard wipefs
-ktap_set_plan 11
+ktap_set_plan 12
 
 tr_load_reserve_modules
 modprobe xfs || ktap_exit_fail_msg "cannot load xfs"
@@ -39,6 +39,11 @@ tr_check "a device without block reservations mounts without them, silently" \
 tr_xfs_mount "" thin "$TR_MNT" || ktap_exit_fail_msg "mount failed"
 tr_check "rmmod xfs_thin is refused while a filesystem uses it" sh -c "! rmmod xfs_thin 2>/dev/null"
 tr_check "xfs_thin is still loaded" tr_module_loaded xfs_thin
+held=$(tr_thin_reserved thin)
+r=$(tr_client set "$(tr_thin_dev thin)" 0)
+r2=$(tr_client provision "$(tr_thin_dev thin)" 0 128)
+tr_check "another opener cannot change or provision a mounted filesystem's reservation: EBUSY ($r; $r2)" \
+	sh -c "echo '$r' | grep -q 'busy' && echo '$r2' | grep -q 'busy' && [ '$(tr_thin_reserved thin)' = '$held' ]"
 
 # fallocate: a range the pool can back is provisioned and stays writable
 # after the pool fills up; a range it cannot back is refused up front. One

@@ -7,11 +7,13 @@
 # nothing may be lost (every acknowledged byte reads back after a remount),
 # and unmount must give every reservation back with the filesystem and the
 # pool metadata clean. stock_rfc_scenario_loses_data.sh is the same scenario
-# without our modules, for comparison.
+# without our modules, for comparison. The debug kernel runs it on a
+# 512 MiB pool (`make demo` runs the full size on the release kernel).
 
 . "$(dirname "$0")/lib.sh"
 
-: "${RFC_WRITERS:=3}" "${RFC_DD_LIMIT_MIB:=3072}"
+: "${RFC_POOL_SIZE:=$(tr_repeat 1G 512M)}" "${RFC_WRITERS:=3}"
+: "${RFC_DD_LIMIT_MIB:=$(tr_repeat 3072 1536)}"
 
 ktap_print_header
 tr_require lvcreate dmsetup mkfs.xfs xfs_repair dd cmp blkdiscard wipefs
@@ -19,7 +21,7 @@ ktap_set_plan 13
 
 tr_load_xfs_thin
 tr_vg_create || ktap_exit_fail_msg "cannot create a volume group"
-tr_xfs_thin_volume 1G 10G thin
+tr_xfs_thin_volume "$RFC_POOL_SIZE" 10G thin
 before=$(tr_pool_reserved pool)
 
 tr_dmesg_mark
@@ -61,12 +63,15 @@ tr_check "syncfs succeeded (no writeback error reported)" [ "$sync_rc" = 0 ]
 tr_check "no writeback errors, I/O errors, shutdowns or accounting drift in the kernel log" tr_no_harm
 # Blocks allocated but not yet written back are earmarked, not in use,
 # when a writer gets ENOSPC; the second check counts them once written.
-# Measured: release 98.2% / 99.2%; debug 93.2-95.3% / 93.6-99.5% (the
-# goal is 99%; these guard against the worst-case model's early ENOSPC).
-tr_check "ENOSPC came late: pool at least 90% used when the first writer got ENOSPC" \
-	[ "$first" -ge 900 ]
-tr_check "the acknowledged data fills at least 90% of the pool once written ($(tr_percent "$(tr_permille "$used" "$total")"))" \
-	[ "$(tr_permille "$used" "$total")" -ge 900 ]
+# Measured on 1 GiB: release 98.2% / 99.2%; debug 93.2-95.3% / 93.6-99.5%
+# (the goal is 99%; these guard against the worst-case model's early
+# ENOSPC). What is unused then is dirty data in flight and the metadata
+# allowance, fixed amounts: a smaller pool is held to the same bytes.
+block=$(tr_pool_block_bytes pool)
+tr_check "ENOSPC came late: pool at least 90% used (or 10% of 1 GiB unused) when the first writer got ENOSPC" \
+	tr_pool_used_within "$first_used" "$total" "$block" 900
+tr_check "the acknowledged data fills at least 90% of the pool (or all but 10% of 1 GiB) once written ($(tr_percent "$(tr_permille "$used" "$total")"))" \
+	tr_pool_used_within "$used" "$total" "$block" 900
 
 umount "$TR_MNT"
 tr_check "unmount gave every reservation back (pool reserved $before -> $(tr_pool_reserved pool))" \
