@@ -4,8 +4,8 @@
 
     bench-report.py DIR [DESCRIPTION]
 
-Reads DIR/utilization.csv, DIR/throughput.csv and DIR/timeline.csv (see
-tools/testing/vm/bench.sh), writes DIR/results.json, DIR/utilization.png,
+Reads DIR/utilization.csv, DIR/throughput.csv, DIR/timeline.csv and, if
+present, DIR/overwrite.csv and DIR/cost.csv (see tools/testing/vm/bench.sh), writes DIR/results.json, DIR/utilization.png,
 DIR/throughput.png and DIR/timeline.png, and prints the numbers.
 """
 
@@ -63,24 +63,55 @@ def main():
     for zero, wl, jobs in configs:
         sel = [r for r in tput if r["workload"] == wl and int(r["jobs"]) == jobs
                and r.get("zero", "y") == zero]
-        stock = [float(r["kib_per_s"]) for r in sel if r["mode"] == "stock"]
-        ours = [float(r["kib_per_s"]) for r in sel if r["mode"] == "reserve"]
-        # Pair repetition i of each mode: they ran back to back.
-        ratios = [o / s for s, o in zip(stock, ours) if s > 0]
+        entry = {"workload": wl, "jobs": jobs, "pool_zeroing": zero == "y", **paired(sel)}
+        results["throughput"].append(entry)
+        print(f"  {wl:9} jobs={jobs} zeroing={zero}: {describe(entry)}")
+
+    over = rows(out / "overwrite.csv") if (out / "overwrite.csv").exists() else []
+    results["overwrite"] = []
+    if over:
+        print("\nOverwrite in place, 4 KiB random buffered, reservation / stock:")
+    for snap in ("n", "y"):
+        entry = {"snapshot": snap == "y", **paired([r for r in over if r["snapshot"] == snap])}
+        if entry["ratio_median"] is None:
+            continue
+        results["overwrite"].append(entry)
+        print(f"  {'with' if snap == 'y' else 'without'} a snapshot: {describe(entry)}")
+
+    # Where the time of the runs with reservations went: the shim's own
+    # counters, reported at unmount.
+    cost = rows(out / "cost.csv") if (out / "cost.csv").exists() else []
+    results["cost"] = []
+    if cost:
+        print("\nShim cost per run with reservations (median over repetitions):")
+    for wl in sorted({r["workload"] for r in cost}):
+        sel = [r for r in cost if r["workload"] == wl]
+
+        def med(key, sel=sel):
+            return statistics.median(float(r[key]) for r in sel)
+
+        device_us = [float(r["set_us"]) + float(r["provision_us"]) + float(r["overwrite_us"])
+                     for r in sel]
+        share = statistics.median(d / (1000 * float(r["wall_ms"])) for d, r in zip(device_us, sel)
+                                  if float(r["wall_ms"]) > 0)
         entry = {
             "workload": wl,
-            "jobs": jobs,
-            "pool_zeroing": zero == "y",
-            "stock_kib_per_s": stock,
-            "reserve_kib_per_s": ours,
-            "ratio_median": round(statistics.median(ratios), 4) if ratios else None,
-            "ratio_min": round(min(ratios), 4) if ratios else None,
-            "ratio_max": round(max(ratios), 4) if ratios else None,
+            "wall_ms": med("wall_ms"),
+            "hook_calls": med("hooks"),
+            "sets": med("sets"),
+            "set_us": med("set_us"),
+            "provisions": med("provisions"),
+            "provision_us": med("provision_us"),
+            "overwrite_queries": med("overwrites"),
+            "overwrite_us": med("overwrite_us"),
+            "device_time_per_wall_time": round(share, 4),
         }
-        results["throughput"].append(entry)
-        print(f"  {wl:9} jobs={jobs} zeroing={zero}: stock median {statistics.median(stock) / 1024:7.1f} MiB/s, "
-              f"reservation {statistics.median(ours) / 1024:7.1f} MiB/s, ratio "
-              f"{entry['ratio_median']} (range {entry['ratio_min']}..{entry['ratio_max']})")
+        results["cost"].append(entry)
+        print(f"  {wl:18} wall {entry['wall_ms'] / 1000:6.1f} s, {entry['hook_calls']:8.0f} hook calls, "
+              f"{entry['sets']:7.0f} sets ({entry['set_us'] / 1000:7.1f} ms), "
+              f"{entry['provisions']:7.0f} provisions ({entry['provision_us'] / 1000:7.1f} ms), "
+              f"{entry['overwrite_queries']:7.0f} overwrite queries "
+              f"({entry['overwrite_us'] / 1000:7.1f} ms): device {share * 100:.1f}% of wall time")
 
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
 
@@ -151,6 +182,30 @@ def main():
     fig.tight_layout()
     fig.savefig(out / "timeline.png", dpi=100)
     print(f"\nwrote {out}/results.json and three PNG plots")
+
+
+def paired(sel):
+    """Throughput of stock and ours in SEL's rows, and the ratios of the
+    repetitions that ran back to back (repetition i of each mode)."""
+    stock = [float(r["kib_per_s"]) for r in sel if r["mode"] == "stock"]
+    ours = [float(r["kib_per_s"]) for r in sel if r["mode"] == "reserve"]
+    ratios = [o / s for s, o in zip(stock, ours) if s > 0]
+    return {
+        "stock_kib_per_s": stock,
+        "reserve_kib_per_s": ours,
+        "ratio_median": round(statistics.median(ratios), 4) if ratios else None,
+        "ratio_min": round(min(ratios), 4) if ratios else None,
+        "ratio_max": round(max(ratios), 4) if ratios else None,
+    }
+
+
+def describe(entry):
+    def mib(values):
+        return f"{statistics.median(values) / 1024:7.1f}" if values else "    n/a"
+
+    return (f"stock median {mib(entry['stock_kib_per_s'])} MiB/s, reservation "
+            f"{mib(entry['reserve_kib_per_s'])} MiB/s, ratio {entry['ratio_median']} "
+            f"(range {entry['ratio_min']}..{entry['ratio_max']})")
 
 
 def chunk_bytes(chunk):

@@ -17,7 +17,8 @@ fi
 # as environment through the kernel command line, lists comma-separated.
 append=""
 for v in BENCH_POOL_MIB BENCH_THIN BENCH_REPS BENCH_CHUNKS BENCH_WORKLOADS \
-	BENCH_TPUT_MIB BENCH_PARTS BENCH_ZERO; do
+	BENCH_TPUT_MIB BENCH_PARTS BENCH_ZERO BENCH_OVERWRITE_MIB BENCH_TPUT_WORKLOADS \
+	BENCH_JOBS; do
 	[ -n "${!v:-}" ] && append+=" $v=$(echo "${!v}" | tr ' ' ',')"
 done
 # A 16 GiB sparse scratch disk: the throughput pool must hold the worst
@@ -29,6 +30,9 @@ grep -q '^bench: done' "$run/results/bench.txt" 2>/dev/null ||
 	{ tail -n 30 "$run/console.log"; tr_die "the benchmark did not finish; see $run/console.log"; }
 out=$TR_TOP/docs/bench
 mkdir -p "$out"
-cp "$run/results/utilization.csv" "$run/results/throughput.csv" \
-	"$run/results/timeline.csv" "$out/"
+# Parts that did not run (BENCH_PARTS) leave the committed results alone.
+for csv in utilization throughput timeline overwrite cost; do
+	[ "$(wc -l <"$run/results/$csv.csv" 2>/dev/null || echo 0)" -gt 1 ] &&
+		cp "$run/results/$csv.csv" "$out/"
+done
 /usr/bin/python3 "$TR_TOP/scripts/bench-report.py" "$out" "$(uname -m) TCG, 2 vCPUs, 2 GiB, $(basename "$run")"

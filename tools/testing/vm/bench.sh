@@ -13,6 +13,10 @@
 #                    KiB/s
 #   timeline.csv     mode, second, pool blocks used, pool blocks, kernel
 #                    error lines so far (sequential fill, 64 KiB chunks)
+#   overwrite.csv    snapshot (y/n), repetition, mode, KiB/s
+#   cost.csv         for each run with reservations: the workload, its wall
+#                    time, and what the shim reported at unmount (XFS calls
+#                    into it, device calls and the microseconds they took)
 #
 # The throughput pool (14 GiB, on the 16 GiB scratch disk scripts/bench.sh
 # asks for) holds the worst case of all data a run can have dirty (16 x the
@@ -26,16 +30,22 @@ cd /opt/thin-reserve/selftests/thin_reservation || exit 1
 
 # Settings from the host come comma-separated (scripts/bench.sh).
 for v in BENCH_POOL_MIB BENCH_THIN BENCH_REPS BENCH_CHUNKS BENCH_WORKLOADS \
-	BENCH_TPUT_MIB BENCH_PARTS BENCH_ZERO; do
+	BENCH_TPUT_MIB BENCH_PARTS BENCH_ZERO BENCH_OVERWRITE_MIB BENCH_TPUT_WORKLOADS \
+	BENCH_JOBS; do
 	eval "[ -n \"\${$v:-}\" ] && $v=\$(echo \"\$$v\" | tr ',' ' ')"
 done
 
 : "${BENCH_POOL_MIB:=256}" "${BENCH_THIN:=2G}" "${BENCH_REPS:=5}"
 : "${BENCH_CHUNKS:=64K 256K 1M}" "${BENCH_WORKLOADS:=sequential smallfiles random}"
-: "${BENCH_TPUT_MIB:=512}" "${BENCH_PARTS:=utilization throughput}"
+: "${BENCH_TPUT_MIB:=512}" "${BENCH_PARTS:=utilization throughput overwrite}"
+# The overwrite part's file; half of it is overwritten.
+: "${BENCH_OVERWRITE_MIB:=256}"
 # Pool zeroing of new blocks for the throughput runs: lvm's default (y) and
 # off (n), to show how much of the cost is zeroing provisioned blocks.
 : "${BENCH_ZERO:=y n}"
+# fio workloads (write: sequential 1 MiB, randwrite: random 4 KiB into a
+# sparse file) and concurrent jobs of the throughput part.
+: "${BENCH_TPUT_WORKLOADS:=write randwrite}" "${BENCH_JOBS:=1 2}"
 CAP_MIB=$((BENCH_POOL_MIB * 2)) # writers stop here at the latest
 R=/results
 
@@ -55,6 +65,18 @@ fresh() {
 	mkfs.xfs -q -f "/dev/$TR_VG/thin" || exit 1
 	tr_dmesg_mark
 	tr_xfs_mount discard thin "$TR_MNT" || { echo "bench: mount failed"; exit 1; }
+}
+
+# uptime_cs: seconds since boot in hundredths, for wall times.
+uptime_cs() { awk '{ sub(/\./, "", $1); print $1 + 0 }' /proc/uptime; }
+
+# cost WORKLOAD START_CS: after the unmount of a run with reservations that
+# started at START_CS, appends the shim's cost line to cost.csv.
+cost() {
+	wall=$(($(uptime_cs) - $2))
+	nums=$(dmesg | grep 'xfs_thin: .* cost: ' | tail -n 1 | sed 's/.* cost: //' |
+		grep -o '[0-9][0-9]*' | tr '\n' ',' | sed 's/,$//')
+	[ -n "$nums" ] && echo "$1,$((wall * 10)),$nums" >>$R/cost.csv
 }
 
 used_blocks() { tr_pool_data_blocks pool | awk '{ print $1 }'; }
@@ -137,17 +159,19 @@ done
 
 # 2. Throughput on a pool with plenty of room, alternating stock/reserve.
 echo "workload,jobs,zero,rep,mode,kib_per_s" >$R/throughput.csv
+echo "workload,wall_ms,hooks,sets,set_us,provisions,provision_us,overwrites,overwrite_us" >$R/cost.csv
 part throughput || BENCH_ZERO=
 for zero in $BENCH_ZERO; do
-for wl in write randwrite; do
+for wl in $BENCH_TPUT_WORKLOADS; do
 	bs=1M
 	[ $wl = randwrite ] && bs=4k
-	for jobs in 1 2; do
+	for jobs in $BENCH_JOBS; do
 		rep=1
 		while [ $rep -le "$BENCH_REPS" ]; do
 			for mode in stock reserve; do
 				tr_use $mode
 				fresh 64K 14336 32G "$zero"
+				began=$(uptime_cs)
 				fio_run --name=tput --directory="$TR_MNT" --rw=$wl --bs=$bs \
 					--size=$((BENCH_TPUT_MIB / jobs))M --numjobs=$jobs \
 					--end_fsync=1 --fallocate=none --randrepeat=1
@@ -156,12 +180,44 @@ for wl in write randwrite; do
 				echo "$line" >>$R/throughput.csv
 				echo "bench: throughput $line"
 				umount "$TR_MNT"
+				[ $mode = reserve ] && cost "$wl-$jobs-$zero" "$began"
 			done
 			rep=$((rep + 1))
 		done
 		/opt/thin-reserve/publish.sh
 	done
 done
+done
+# 3. Overwrites in place, without and with a thin snapshot: 4 KiB random
+# buffered overwrites of a file written before, stock and ours alternating.
+# Without a snapshot ours answers each overwrite mapping with one call that
+# returns at once; with one, every first write of a pool block is
+# provisioned (copy-on-write) before it is acknowledged.
+echo "snapshot,rep,mode,kib_per_s" >$R/overwrite.csv
+part overwrite || BENCH_REPS=0
+for snap in n y; do
+	rep=1
+	while [ $rep -le "$BENCH_REPS" ]; do
+		for mode in stock reserve; do
+			tr_use $mode
+			fresh 64K 14336 32G y
+			fio_run --name=fill --filename="$TR_MNT/file" --rw=write --bs=1M \
+				--size=${BENCH_OVERWRITE_MIB}M --end_fsync=1
+			[ $snap = y ] && lvcreate -q -s "$TR_VG/thin" -n snap >/dev/null 2>&1
+			began=$(uptime_cs)
+			fio_run --name=ow --filename="$TR_MNT/file" --rw=randwrite --bs=4k \
+				--size=${BENCH_OVERWRITE_MIB}M --io_size=$((BENCH_OVERWRITE_MIB / 2))M \
+				--end_fsync=1 --randrepeat=1 --norandommap
+			kib=$(echo "$FIO_RESULT" | cut -d';' -f3)
+			line="$snap,$rep,$mode,$kib"
+			echo "$line" >>$R/overwrite.csv
+			echo "bench: overwrite $line"
+			umount "$TR_MNT"
+			[ $mode = reserve ] && cost "overwrite-$snap" "$began"
+		done
+		rep=$((rep + 1))
+	done
+	/opt/thin-reserve/publish.sh
 done
 tr_vg_destroy
 echo "bench: done"
