@@ -284,6 +284,24 @@ tr_write_pattern() {
 	grep -v 'records\|bytes' "$base.err" | tail -n 1 >"$base.msg"
 }
 
+# tr_holds FILE OFFSET LEN N STREAM_OFFSET: FILE's bytes [OFFSET, OFFSET +
+# LEN) are writer N's stream from STREAM_OFFSET on.
+tr_holds() { [ "$3" = 0 ] || tr_pattern "$4" | cmp -s -n "$3" - "$1" "$5" "$2"; }
+
+# tr_overwrite_dd FILE N FROM_MIB MIB [FLAGS]: overwrite MIB MiB of FILE
+# from FROM_MIB on with writer N's stream, a MiB a write; sets OW_RC,
+# OW_MSG, OW_MIB (whole MiB dd was told were written) and OW_PART (1 if a
+# last write was short: its MiB holds an unknown mix of old and new).
+tr_overwrite_dd() {
+	tr_pattern "$2" | dd of="$1" bs=1M seek="$3" count="$4" \
+		conv=notrunc ${5:-} $TR_DD_FULLBLOCK 2>/tmp/tr-ow.err
+	OW_RC=$?
+	set -- $(sed -n 's/^\([0-9]*\)+\([0-9]*\) records out$/\1 \2/p' /tmp/tr-ow.err) 0 0
+	OW_MIB=$1 OW_PART=$2
+	OW_MSG=$(grep -v 'records' /tmp/tr-ow.err | tail -n 1)
+	[ -n "$OW_MSG" ] || OW_MSG="no error"
+}
+
 # Busybox dd reads a pipe in short reads unless told to fill each block.
 TR_DD_FULLBLOCK=
 dd if=/dev/zero of=/dev/null bs=4k count=1 iflag=fullblock 2>/dev/null &&

@@ -38,24 +38,6 @@ ktap_set_plan 30
 third=$((SNAP_POOL_MIB / 9))
 file=$TR_MNT/origin
 
-# holds FILE OFFSET LEN N STREAM_OFFSET: FILE's bytes [OFFSET, OFFSET +
-# LEN) are writer N's stream from STREAM_OFFSET on.
-holds() { [ "$3" = 0 ] || tr_pattern "$4" | cmp -s -n "$3" - "$1" "$5" "$2"; }
-
-# overwrite_dd N FROM_MIB MIB [FLAGS]: overwrite MIB MiB of the first file
-# from FROM_MIB on with writer N's stream, a MiB a write; sets OW_RC,
-# OW_MSG, OW_MIB (whole MiB dd was told were written) and OW_PART (1 if a
-# last write was short: its MiB holds an unknown mix of old and new).
-overwrite_dd() {
-	tr_pattern "$1" | dd of="$file" bs=1M seek="$2" count="$3" \
-		conv=notrunc ${4:-} $TR_DD_FULLBLOCK 2>/tmp/tr-ow.err
-	OW_RC=$?
-	set -- $(sed -n 's/^\([0-9]*\)+\([0-9]*\) records out$/\1 \2/p' /tmp/tr-ow.err) 0 0
-	OW_MIB=$1 OW_PART=$2
-	OW_MSG=$(grep -v 'records' /tmp/tr-ow.err | tail -n 1)
-	[ -n "$OW_MSG" ] || OW_MSG="no error"
-}
-
 # Frees MIB of the filler file and waits until the pool has the space back.
 # Its last writes may still be dirty: write them first, so that the
 # truncation frees pool blocks and not only promises.
@@ -94,7 +76,7 @@ tr_check "the filler gets ENOSPC" tr_is_enospc "$fill_msg"
 
 # Buffered: the first third of the file.
 free_filler 16
-overwrite_dd 3 0 "$third"
+tr_overwrite_dd "$file" 3 0 "$third"
 a_mib=$OW_MIB
 tr_msg "buffered overwrite: $OW_MSG after $a_mib MiB, pool at $(pool_pct)"
 tr_check "a buffered overwrite of shared blocks gets ENOSPC" tr_is_enospc "$OW_MSG"
@@ -102,7 +84,7 @@ tr_check "syncfs after the buffered overwrite succeeds" sync -f "$TR_MNT"
 
 # Direct I/O: the second third.
 free_filler 16
-overwrite_dd 4 "$third" "$third" oflag=direct
+tr_overwrite_dd "$file" 4 "$third" "$third" oflag=direct
 b_mib=$OW_MIB b_part=$OW_PART
 tr_msg "direct I/O overwrite: $OW_MSG after $b_mib MiB (+$b_part short), pool at $(pool_pct)"
 tr_check "a direct I/O overwrite of shared blocks gets ENOSPC" tr_is_enospc "$OW_MSG"
@@ -139,7 +121,7 @@ tr_pool_settle
 used_after=$(tr_pool_data_blocks pool | awk '{ print $1 }')
 tr_msg "deleting the snapshot freed $((used_before - used_after)) pool blocks"
 tr_check "deleting the snapshot returns its blocks" [ "$used_after" -lt "$used_before" ]
-overwrite_dd 3 "$a_mib" $((third - a_mib))
+tr_overwrite_dd "$file" 3 "$a_mib" $((third - a_mib))
 tr_msg "buffered overwrite resumed at $a_mib MiB: $OW_MSG after $OW_MIB MiB"
 tr_check "with the snapshot gone the overwrite completes" \
 	[ "$OW_RC" = 0 -a "$OW_MIB" = $((third - a_mib)) ]
@@ -152,14 +134,14 @@ tr_xfs_mount discard thin "$TR_MNT" || ktap_exit_fail_msg "remount failed"
 # the original stream.
 mib=1048576
 b_end=$((third + b_mib + b_part))
-holds "$file" 0 $((a_mib * mib)) 3 0 &&
-	holds "$file" $((a_mib * mib)) $(((third - a_mib) * mib)) 3 0 &&
-	holds "$file" $((third * mib)) $((b_mib * mib)) 4 0 &&
-	holds "$file" $((b_end * mib)) $(((2 * third - b_end) * mib)) 1 $((b_end * mib))
+tr_holds "$file" 0 $((a_mib * mib)) 3 0 &&
+	tr_holds "$file" $((a_mib * mib)) $(((third - a_mib) * mib)) 3 0 &&
+	tr_holds "$file" $((third * mib)) $((b_mib * mib)) 4 0 &&
+	tr_holds "$file" $((b_end * mib)) $(((2 * third - b_end) * mib)) 1 $((b_end * mib))
 tr_check "after a remount the buffered and direct I/O thirds hold every acknowledged byte" [ $? = 0 ]
 c_off=$((2 * third + c_mib + 1))
 c_bad=$(dd if="$file" bs=1M skip=$((2 * third)) count="$c_mib" 2>/dev/null | tr -d U | wc -c)
-holds "$file" $((c_off * mib)) $(((3 * third - c_off) * mib)) 1 $((c_off * mib))
+tr_holds "$file" $((c_off * mib)) $(((3 * third - c_off) * mib)) 1 $((c_off * mib))
 c_rest=$?
 tr_check "after a remount the mmap third holds its $c_mib written MiB and the original beyond" \
 	[ "$c_bad" = 0 -a "$c_rest" = 0 ]
@@ -187,7 +169,7 @@ xfs_io -c "truncate $((s2_size / 2))" /mnt/s2/new
 s2_size=$((s2_size / 2))
 sync -f /mnt/s2
 tr_pool_settle
-overwrite_dd 7 0 $((third * 3))
+tr_overwrite_dd "$file" 7 0 $((third * 3))
 o_mib=$OW_MIB
 tr_msg "overwrite on the origin: $OW_MSG after $o_mib MiB, pool at $(pool_pct)"
 tr_check "the origin's overwrite of blocks two snapshots share gets ENOSPC" tr_is_enospc "$OW_MSG"
@@ -205,7 +187,7 @@ tr_pattern_intact /mnt/s2/new 6 && [ "$(stat -c %s /mnt/s2/new)" = "$s2_size" ]
 tr_check "after a remount the snapshot's file reads back ($(tr_mib "$s2_size"))" [ $? = 0 ]
 umount /mnt/s2
 tr_xfs_mount "" thin "$TR_MNT" || ktap_exit_fail_msg "remount of the origin failed"
-holds "$file" 0 $((o_mib * mib)) 7 0
+tr_holds "$file" 0 $((o_mib * mib)) 7 0
 tr_check "after a remount the origin holds its acknowledged overwrite ($o_mib MiB)" [ $? = 0 ]
 umount "$TR_MNT"
 
