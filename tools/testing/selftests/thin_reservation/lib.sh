@@ -443,6 +443,23 @@ tr_pool_settle() {
 	done
 }
 
+# Frees MIB of $TR_MNT/filler and waits until the pool has the space back.
+# Its last writes may still be dirty: write them first, so that the
+# truncation frees pool blocks and not only promises.
+tr_free_filler() {
+	sync -f "$TR_MNT"
+	size=$(stat -c %s "$TR_MNT/filler")
+	xfs_io -c "truncate $((size - $1 * 1048576))" "$TR_MNT/filler"
+	sync -f "$TR_MNT"
+	tr_pool_settle
+}
+
+# Pool "pool"'s data usage now, as a percentage.
+tr_pool_pct() {
+	set -- $(tr_pool_data_blocks pool)
+	tr_percent "$(tr_permille "$1" "$2")"
+}
+
 # Pool data usage as a percentage with one decimal: "used*1000/total".
 tr_permille() { echo $(($1 * 1000 / $2)); }
 tr_percent() { echo "$(($1 / 10)).$(($1 % 10))%"; }

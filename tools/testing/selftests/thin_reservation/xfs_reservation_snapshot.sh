@@ -38,22 +38,6 @@ ktap_set_plan 30
 third=$((SNAP_POOL_MIB / 9))
 file=$TR_MNT/origin
 
-# Frees MIB of the filler file and waits until the pool has the space back.
-# Its last writes may still be dirty: write them first, so that the
-# truncation frees pool blocks and not only promises.
-free_filler() {
-	sync -f "$TR_MNT"
-	size=$(stat -c %s "$TR_MNT/filler")
-	xfs_io -c "truncate $((size - $1 * 1048576))" "$TR_MNT/filler"
-	sync -f "$TR_MNT"
-	tr_pool_settle
-}
-
-pool_pct() {
-	set -- $(tr_pool_data_blocks pool)
-	tr_percent "$(tr_permille "$1" "$2")"
-}
-
 tr_load_xfs_thin
 tr_vg_create || ktap_exit_fail_msg "cannot create a volume group"
 TR_MKFS_OPTS=$SNAP_MKFS_OPTS tr_xfs_thin_volume "${SNAP_POOL_MIB}M" 10G thin
@@ -65,32 +49,32 @@ sync -f "$TR_MNT"
 tr_check "the origin's file of $((third * 3)) MiB is written (syncfs succeeded)" [ $? = 0 ]
 lvcreate -q -s "$TR_VG/thin" -n snap >/tmp/tr-lvm.log 2>&1
 tr_check "lvcreate -s takes a snapshot of the mounted origin" [ $? = 0 ]
-tr_msg "pool at $(pool_pct) after the snapshot, $(tr_pool_reserved pool) blocks reserved"
+tr_msg "pool at $(tr_pool_pct) after the snapshot, $(tr_pool_reserved pool) blocks reserved"
 
 tr_watch_pool
 tr_pattern 2 | dd of="$TR_MNT/filler" bs=1M count=$((SNAP_POOL_MIB * 2)) $TR_DD_FULLBLOCK \
 	2>/tmp/tr-fill.err
 fill_msg=$(grep -v 'records\|bytes' /tmp/tr-fill.err | tail -n 1)
-tr_msg "filler: ${fill_msg:-no error}, pool at $(pool_pct)"
+tr_msg "filler: ${fill_msg:-no error}, pool at $(tr_pool_pct)"
 tr_check "the filler gets ENOSPC" tr_is_enospc "$fill_msg"
 
 # Buffered: the first third of the file.
-free_filler 16
+tr_free_filler 16
 tr_overwrite_dd "$file" 3 0 "$third"
 a_mib=$OW_MIB
-tr_msg "buffered overwrite: $OW_MSG after $a_mib MiB, pool at $(pool_pct)"
+tr_msg "buffered overwrite: $OW_MSG after $a_mib MiB, pool at $(tr_pool_pct)"
 tr_check "a buffered overwrite of shared blocks gets ENOSPC" tr_is_enospc "$OW_MSG"
 tr_check "syncfs after the buffered overwrite succeeds" sync -f "$TR_MNT"
 
 # Direct I/O: the second third.
-free_filler 16
+tr_free_filler 16
 tr_overwrite_dd "$file" 4 "$third" "$third" oflag=direct
 b_mib=$OW_MIB b_part=$OW_PART
-tr_msg "direct I/O overwrite: $OW_MSG after $b_mib MiB (+$b_part short), pool at $(pool_pct)"
+tr_msg "direct I/O overwrite: $OW_MSG after $b_mib MiB (+$b_part short), pool at $(tr_pool_pct)"
 tr_check "a direct I/O overwrite of shared blocks gets ENOSPC" tr_is_enospc "$OW_MSG"
 
 # mmap: the last third, a MiB per xfs_io until one is killed.
-free_filler 16
+tr_free_filler 16
 c_mib=0
 while [ $c_mib -lt $third ]; do
 	off=$(((2 * third + c_mib) * 1048576))
@@ -99,7 +83,7 @@ while [ $c_mib -lt $third ]; do
 	c_mib=$((c_mib + 1))
 done
 mmap_rc=$(xfs_io -c "mmap -w $off 1m" -c "mwrite -S 0x55 $off 1m" "$file" >/dev/null 2>&1; echo $?)
-tr_msg "mmap overwrite: $c_mib MiB written, then exit $mmap_rc, pool at $(pool_pct)"
+tr_msg "mmap overwrite: $c_mib MiB written, then exit $mmap_rc, pool at $(tr_pool_pct)"
 tr_check "an mmap overwrite of shared blocks gets SIGBUS before the end" \
 	[ "$c_mib" -lt "$third" -a "$mmap_rc" = 135 ]
 tr_check "syncfs after the overwrites succeeds" sync -f "$TR_MNT"
@@ -160,7 +144,7 @@ tr_watch_pool
 tr_pattern 6 | dd of=/mnt/s2/new bs=1M count=$((SNAP_POOL_MIB * 2)) $TR_DD_FULLBLOCK \
 	2>/tmp/tr-fill.err
 s2_msg=$(grep -v 'records' /tmp/tr-fill.err | tail -n 1)
-tr_msg "writer on the snapshot: ${s2_msg:-no error}, pool at $(pool_pct)"
+tr_msg "writer on the snapshot: ${s2_msg:-no error}, pool at $(tr_pool_pct)"
 tr_check "the writer on the snapshot gets ENOSPC" tr_is_enospc "$s2_msg"
 tr_check "syncfs on the snapshot succeeds" sync -f /mnt/s2
 s2_size=$(stat -c %s /mnt/s2/new)
@@ -171,7 +155,7 @@ sync -f /mnt/s2
 tr_pool_settle
 tr_overwrite_dd "$file" 7 0 $((third * 3))
 o_mib=$OW_MIB
-tr_msg "overwrite on the origin: $OW_MSG after $o_mib MiB, pool at $(pool_pct)"
+tr_msg "overwrite on the origin: $OW_MSG after $o_mib MiB, pool at $(tr_pool_pct)"
 tr_check "the origin's overwrite of blocks two snapshots share gets ENOSPC" tr_is_enospc "$OW_MSG"
 tr_check "syncfs on the origin succeeds" sync -f "$TR_MNT"
 tr_unwatch_pool

@@ -34,20 +34,6 @@ mib=1048576
 S2=/mnt/thin_reservation_s2
 S1=/mnt/thin_reservation_s1
 
-# Frees MIB of the filler and waits until the pool has the space back.
-free_filler() {
-	sync -f "$TR_MNT"
-	size=$(stat -c %s "$TR_MNT/filler")
-	xfs_io -c "truncate $((size - $1 * mib))" "$TR_MNT/filler"
-	sync -f "$TR_MNT"
-	tr_pool_settle
-}
-
-pool_pct() {
-	set -- $(tr_pool_data_blocks pool)
-	tr_percent "$(tr_permille "$1" "$2")"
-}
-
 # Stock: nothing of ours is loaded while the file is written and the
 # snapshots are taken.
 tr_use stock
@@ -72,26 +58,26 @@ tr_xfs_mount discard thin "$TR_MNT" &&
 tr_check "with reservations, the origin and the snapshot of the snapshot mount" [ $? = 0 ]
 tr_check "both mounts log that reservations are on" \
 	[ "$(tr_dmesg_count 'Thin pool reservation enabled')" = 2 ]
-tr_msg "pool at $(pool_pct) after both mounts, $(tr_pool_reserved pool) blocks reserved"
+tr_msg "pool at $(tr_pool_pct) after both mounts, $(tr_pool_reserved pool) blocks reserved"
 
 tr_watch_pool
 tr_pattern 2 | dd of="$TR_MNT/filler" bs=1M count=$((SNAPO_POOL_MIB * 2)) $TR_DD_FULLBLOCK \
 	2>/tmp/tr-fill.err
 fill_msg=$(grep -v 'records\|bytes' /tmp/tr-fill.err | tail -n 1)
-tr_msg "filler: ${fill_msg:-no error}, pool at $(pool_pct)"
+tr_msg "filler: ${fill_msg:-no error}, pool at $(tr_pool_pct)"
 tr_check "the filler gets ENOSPC" tr_is_enospc "$fill_msg"
 
-free_filler 8
+tr_free_filler 8
 tr_overwrite_dd "$TR_MNT/shared" 3 0 "$sixth"
 o_mib=$OW_MIB
-tr_msg "overwrite on the origin: $OW_MSG after $o_mib MiB, pool at $(pool_pct)"
+tr_msg "overwrite on the origin: $OW_MSG after $o_mib MiB, pool at $(tr_pool_pct)"
 tr_check "a buffered overwrite on the origin of blocks the snapshots share gets ENOSPC" \
 	tr_is_enospc "$OW_MSG"
 
-free_filler 8
+tr_free_filler 8
 tr_overwrite_dd "$S2/shared" 4 0 "$sixth"
 s_mib=$OW_MIB
-tr_msg "overwrite on the second snapshot: $OW_MSG after $s_mib MiB, pool at $(pool_pct)"
+tr_msg "overwrite on the second snapshot: $OW_MSG after $s_mib MiB, pool at $(tr_pool_pct)"
 tr_check "a buffered overwrite on the snapshot of the snapshot gets ENOSPC" \
 	tr_is_enospc "$OW_MSG"
 sync -f "$TR_MNT" && sync -f "$S2"
