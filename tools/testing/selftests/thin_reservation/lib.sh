@@ -454,6 +454,18 @@ tr_free_filler() {
 	tr_pool_settle
 }
 
+# Blocks on the free lists (AGFLs) of the unmounted XFS on DEVICE, all
+# allocation groups together.
+tr_free_list_blocks() {
+	ags=$(xfs_db -r -c "sb 0" -c "print agcount" "$1" | awk '{ print $3 }')
+	ag=0 n=0
+	while [ "$ag" -lt "$ags" ]; do
+		fl=$(xfs_db -r -c "agf $ag" -c "print flcount" "$1" | awk '{ print $3 }')
+		n=$((n + fl)) ag=$((ag + 1))
+	done
+	echo "$n"
+}
+
 # Pool "pool"'s data usage now, as a percentage.
 tr_pool_pct() {
 	set -- $(tr_pool_data_blocks pool)

@@ -103,8 +103,13 @@ umount "$TR_MNT"
 tr_unwatch_pool
 tr_check "the pool never went out of data space" [ $? = 0 ]
 tr_check "no writeback errors, I/O errors, shutdowns or accounting drift in the kernel log" tr_no_harm
-tr_check "unmount gave every reservation back (pool reserved $before -> $(tr_pool_reserved pool))" \
-	[ "$(tr_pool_reserved pool)" = "$before" ]
+# A btree block that went back to its AG's free list before it was ever
+# written keeps the pool block it was provisioned in (docs/limits.md):
+# those are the only earmarks unmount may leave.
+after=$(tr_pool_reserved pool)
+agfl=$(tr_free_list_blocks "/dev/$TR_VG/thin")
+tr_check "unmount gave every reservation back, but for free-list blocks ($before -> $after, $agfl on the free lists)" \
+	[ "$after" -ge "$before" -a $((after - before)) -le "$agfl" ]
 tr_check "xfs_repair -n finds nothing to fix" \
 	sh -c "xfs_repair -n /dev/$TR_VG/thin >/dev/null 2>&1"
 
