@@ -5,10 +5,18 @@
 #   scripts/vm.sh [--flavour release|debug] [--mode tests|demo|bench|shell]
 #                 [--tests "a.sh b.sh"] [--timeout SECONDS]
 #                 [--extra DIR --append "ARGS"]
+#                 [--scratch FILE] [--power-cut SECONDS]
 #
 # --extra builds the out-of-tree modules in DIR as well, puts them next to
 # ours and runs DIR/run.sh in the guest (mode "extra"); --append adds kernel
 # command line arguments. scripts/harness-selftest.sh uses both.
+#
+# --scratch FILE keeps the scratch disk in FILE across runs (created if
+# missing, never removed); --power-cut SECONDS kills QEMU that many seconds
+# after the guest marks its workload phase on the console ("thin-reserve-vm:
+# phase workload"), as a power cut would: the guest's page cache and the
+# requests it had not completed are lost, completed writes are on the disk.
+# scripts/stress.sh uses both.
 #
 # Builds (or reuses) the kernel, the modules and the base initramfs, adds a
 # per-run archive with the project's files, makes fresh sparse scratch and
@@ -19,6 +27,7 @@
 source "$(dirname "$0")/lib.sh"
 
 flavour=release mode=tests tests="" timeout=2400 extra="" append=""
+scratch="" power_cut=""
 while (($#)); do
 	case $1 in
 	--flavour) flavour=$2; shift 2 ;;
@@ -27,6 +36,8 @@ while (($#)); do
 	--timeout) timeout=$2; shift 2 ;;
 	--extra) extra=$(cd "$2" && pwd); mode=extra; shift 2 ;;
 	--append) append=$2; shift 2 ;;
+	--scratch) scratch=$2; shift 2 ;;
+	--power-cut) power_cut=$2; shift 2 ;;
 	*) tr_die "unknown argument $1" ;;
 	esac
 done
@@ -50,7 +61,8 @@ mkdir -p "$opt/modules" "$opt/selftests/thin_reservation"
 install -m 0755 "$TR_TOP/tools/testing/vm/init" "$stage/init"
 install -m 0755 "$TR_TOP/tools/testing/vm/run-selftests.sh" \
 	"$TR_TOP/tools/testing/vm/publish.sh" "$opt/"
-install -m 0755 "$TR_TOP/tools/testing/vm/demo.sh" "$TR_TOP/tools/testing/vm/bench.sh" "$opt/"
+install -m 0755 "$TR_TOP/tools/testing/vm/demo.sh" "$TR_TOP/tools/testing/vm/bench.sh" \
+	"$TR_TOP/tools/testing/vm/stress.sh" "$opt/"
 find "$build" -name '*.ko' -exec install -m 0644 {} "$opt/modules/" \;
 if [ -n "$extra" ]; then
 	xbuild=$("$TR_TOP/scripts/modules.sh" "$flavour" --src "$extra")
@@ -66,7 +78,14 @@ rm -rf "$stage" "$run/overlay.cpio.gz"
 # Fresh sparse disks every run: the scratch disk for lvm (TR_SCRATCH_SIZE,
 # default 4G; the benchmark asks for more), the results disk
 # the guest writes a tar archive onto.
-truncate -s "${TR_SCRATCH_SIZE:-4G}" "$run/scratch.img"
+if [ -z "$scratch" ]; then
+	scratch=$run/scratch.img
+	truncate -s "${TR_SCRATCH_SIZE:-4G}" "$scratch"
+	keep_scratch=
+else
+	[ -e "$scratch" ] || truncate -s "${TR_SCRATCH_SIZE:-4G}" "$scratch"
+	keep_scratch=y
+fi
 truncate -s 64M "$run/results.img"
 
 console=(-serial "file:$run/console.log")
@@ -94,18 +113,40 @@ if [ "$mode" != shell ]; then
 	progress=$!
 fi
 # --foreground: QEMU stays in our process group, so killing us kills it too.
-timeout --foreground -k 10 "$timeout" qemu-system-x86_64 \
-	-accel tcg -m 2G -smp 2,sockets=2,cores=1,threads=1 \
-	-display none -no-reboot -monitor none \
-	"${console[@]}" \
-	-kernel "$tree/arch/x86/boot/bzImage" -initrd "$run/initramfs.cpio.gz" \
-	-append "console=ttyS0 panic=-1 oops=panic tsc=reliable thin_reserve.mode=$mode thin_reserve.flavour=$flavour $append" \
-	-drive "file=$run/scratch.img,if=none,id=scratch,format=raw,discard=unmap,cache=unsafe" \
-	-device virtio-blk-pci,drive=scratch,serial=tr-scratch \
-	-drive "file=$run/results.img,if=none,id=results,format=raw" \
-	-device virtio-blk-pci,drive=results,serial=tr-results \
-	<"$stdin"
-echo $? >"$run/qemu.rc"
+qemu() {
+	timeout --foreground -k 10 "$timeout" qemu-system-x86_64 \
+		-accel tcg -m 2G -smp 2,sockets=2,cores=1,threads=1 \
+		-display none -no-reboot -monitor none \
+		"${console[@]}" \
+		-kernel "$tree/arch/x86/boot/bzImage" -initrd "$run/initramfs.cpio.gz" \
+		-append "console=ttyS0 panic=-1 oops=panic tsc=reliable thin_reserve.mode=$mode thin_reserve.flavour=$flavour $append" \
+		-drive "file=$scratch,if=none,id=scratch,format=raw,discard=unmap,cache=unsafe" \
+		-device virtio-blk-pci,drive=scratch,serial=tr-scratch \
+		-drive "file=$run/results.img,if=none,id=results,format=raw" \
+		-device virtio-blk-pci,drive=results,serial=tr-results \
+		<"$stdin"
+}
+if [ -z "$power_cut" ]; then
+	qemu
+	echo $? >"$run/qemu.rc"
+else
+	qemu &
+	vm=$!
+	# The cut: SIGKILL to this run's QEMU (named by its initramfs) once the
+	# workload has run for the given time.
+	(until grep -q 'thin-reserve-vm: phase workload' "$run/console.log" 2>/dev/null; do
+		kill -0 "$vm" 2>/dev/null || exit 0
+		sleep 0.2
+	done
+	sleep "$power_cut"
+	echo "power cut after ${power_cut}s of workload" >"$run/power-cut"
+	pkill -KILL -f -- "-initrd $run/initramfs.cpio.gz") &
+	cutter=$!
+	wait "$vm"
+	echo $? >"$run/qemu.rc"
+	kill "$cutter" 2>/dev/null
+	wait "$cutter" 2>/dev/null
+fi
 if [ -n "$progress" ]; then
 	sleep 1
 	pkill -P "$progress" 2>/dev/null
@@ -117,5 +158,6 @@ tr_log "VM exited with $(cat "$run/qemu.rc") after $(($(date +%s) - start)) s"
 
 tar -xf "$run/results.img" -C "$run/results" 2>/dev/null ||
 	tr_log "no results archive on the results disk"
-rm -f "$run/scratch.img" "$run/results.img" "$run/initramfs.cpio.gz"
+[ -n "$keep_scratch" ] || rm -f "$scratch"
+rm -f "$run/results.img" "$run/initramfs.cpio.gz"
 echo "$run"
