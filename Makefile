@@ -8,6 +8,7 @@
 #   make demo      build everything, boot the VM, run the 2016 RFC's scenario
 #   make bench     stock vs reservations: utilization at ENOSPC, throughput (not a test)
 #   make check     host tests, kernel + module builds, VM selftests, one verdict
+#   make stress    reliability suite: power cuts, long cycles (an hour or more)
 #
 # and, for working on the code:
 #
@@ -20,7 +21,7 @@
 
 FLAVOUR ?= debug
 
-.PHONY: all demo check bench deps kernel modules vm-tests shell harness-selftest clean
+.PHONY: all demo check stress bench deps kernel modules vm-tests shell harness-selftest clean
 
 all: modules
 
@@ -32,6 +33,9 @@ bench:
 
 check:
 	FLAVOUR=$(FLAVOUR) scripts/check.sh
+
+stress:
+	FLAVOUR=$(FLAVOUR) scripts/stress.sh
 
 deps:
 	scripts/deps.sh

@@ -1,0 +1,118 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+# `make stress`: the reliability suite, on the debug kernel by default.
+# Not part of `make check` (it runs for an hour or more). Prints KTAP and
+# ends with "N passed, N failed"; the summary also goes to
+# out/stress-suite-<flavour>-<time>/summary.txt.
+#
+#   STRESS_SEED=N      seed of the power-cut trials (default: the time; printed)
+#   STRESS_TRIALS=N    power-cut trials (default 20)
+#   STRESS_PARTS="powercut cycles"   which parts run (default both)
+#   STRESS_CYCLES=N STRESS_REACTIVATIONS=N   rounds of the cycles test
+#                      (default 200 and 50)
+#   STRESS_KEEP=y      keep the power cuts' scratch disk image
+#   FLAVOUR=release|debug
+#
+# Power cuts: one scratch disk for all trials. Each trial boots the VM with
+# a workload (tools/testing/vm/stress.sh, phase load: filling to ENOSPC,
+# deleting and trimming, or overwriting under a snapshot, by the seed) and
+# kills QEMU a seeded number of seconds into it, then boots again to check
+# (phase check): thin_check, log recovery, every fsync'd file intact, the
+# reservation rebuilt, a fallocated range writable on a full pool,
+# xfs_repair -n. A trial passes when both boots are free of kernel reports
+# and harm and every check passed.
+source "$(dirname "$0")/lib.sh"
+set +e
+
+flavour=${FLAVOUR:-debug}
+seed=${STRESS_SEED:-$(date +%s)}
+trials=${STRESS_TRIALS:-20}
+parts=${STRESS_PARTS:-powercut cycles}
+out=$TR_TOP/out/stress-suite-$flavour-$(date +%Y%m%d-%H%M%S)
+mkdir -p "$out"
+summary=$out/summary.txt
+n=0 passed=0 failed=0
+
+emit() { echo "$*" | tee -a "$summary"; }
+result() { # result ok|fail DESCRIPTION [DETAIL]
+	n=$((n + 1))
+	if [ "$1" = ok ]; then
+		emit "ok $n $2"
+		passed=$((passed + 1))
+	else
+		emit "not ok $n $2${3:+ # $3}"
+		failed=$((failed + 1))
+	fi
+}
+# Kernel lines on a console that mean data or the filesystem got hurt.
+harm_re='writeback error|I/O error|Filesystem has been shut down|xfs_do_force_shutdown|out-of-data-space|accounting drift'
+
+emit "TAP version 13"
+emit "# thin-reserve stress on the $flavour kernel, seed $seed, parts: $parts"
+"$TR_TOP/scripts/deps.sh" >>"$out/build.log" 2>&1 || tr_die "build dependencies missing"
+
+if [[ " $parts " == *" powercut "* ]]; then
+	img=$out/scratch.img
+	for t in $(seq 1 "$trials"); do
+		tseed=$(((seed * 31 + t * 7919) % 1000003))
+		delay=$((2 + tseed % 29))
+		scenario=$(((tseed / 29) % 3))
+		name="power cut $t: scenario $scenario, cut ${delay}s into the workload, trial seed $tseed"
+		args="thin_reserve.seed=$tseed thin_reserve.trial=$t thin_reserve.scenario=$scenario"
+		load=$("$TR_TOP/scripts/vm.sh" --flavour "$flavour" --mode stress --scratch "$img" \
+			--power-cut "$delay" --timeout 900 --append "thin_reserve.phase=load $args" \
+			2>>"$out/vm.log" | tail -n1)
+		check=$("$TR_TOP/scripts/vm.sh" --flavour "$flavour" --mode stress --scratch "$img" \
+			--timeout 1200 --append "thin_reserve.phase=check $args" 2>>"$out/vm.log" | tail -n1)
+		why=
+		[ -e "$load/power-cut" ] || why="the workload never started (see $load/console.log)"
+		if [ -z "$why" ] && grep -E "$harm_re" "$load/console.log" >/dev/null; then
+			why="before the cut: $(grep -m1 -E "$harm_re" "$load/console.log")"
+		fi
+		for run in $load $check; do
+			if [ -z "$why" ] && ! report=$("$TR_TOP/scripts/splats.sh" "$run/console.log"); then
+				why="kernel report: $(head -n1 <<<"$report")"
+			fi
+		done
+		ktap=$check/results/ktap.txt
+		totals=$(grep -m1 '^# Totals:' "$ktap" 2>/dev/null)
+		if [ -z "$why" ]; then
+			if [ -z "$totals" ] || grep -q '^Bail out' "$ktap" ||
+				! grep -q '^thin-reserve-vm: finished' "$check/console.log"; then
+				why="the check did not finish (see $check/console.log)"
+			elif ! [[ $totals =~ fail:0\  ]]; then
+				why="$(grep -m1 '^not ok' "$ktap")"
+			fi
+		fi
+		grep -E '^(ok|not ok) |^# (all|falloc-before-cut)' "$ktap" 2>/dev/null |
+			sed "s/^/# trial $t: /" >>"$summary"
+		if [ -z "$why" ]; then result ok "$name"; else result fail "$name" "$why"; fi
+	done
+	[ -n "${STRESS_KEEP:-}" ] || rm -f "$img"
+	emit "# fallocated before the cut and written on the full pool after it:" \
+		"$(grep -c 'falloc-before-cut: written' "$summary") written," \
+		"$(grep -c 'falloc-before-cut: ENOSPC' "$summary") ENOSPC at write time"
+fi
+
+if [[ " $parts " == *" cycles "* ]]; then
+	run=$("$TR_TOP/scripts/vm.sh" --flavour "$flavour" --mode tests --tests stress_cycles.sh \
+		--timeout 7200 --append "thin_reserve.cycles=${STRESS_CYCLES:-200} thin_reserve.reactivations=${STRESS_REACTIVATIONS:-50}" \
+		2>>"$out/vm.log" | tail -n1)
+	ktap=$run/results/ktap.txt
+	grep -E '^# (ok|not ok) |^# # ' "$ktap" 2>/dev/null | sed 's/^/# cycles: /' >>"$summary"
+	line=$(grep -m1 -E '^(not )?ok [0-9]+ selftests: thin_reservation: stress_cycles.sh' "$ktap")
+	why=
+	case $line in
+	"") why="not run (see $run/console.log)" ;;
+	"not ok"*) why="$(grep -m1 -E '^# (not ok|Bail out)' "$ktap")"; why=${why:-${line#*# }} ;;
+	esac
+	if [ -z "$why" ] && ! report=$("$TR_TOP/scripts/splats.sh" "$run/console.log"); then
+		why="kernel report: $(head -n1 <<<"$report")"
+	fi
+	result "$([ -z "$why" ] && echo ok || echo fail)" \
+		"cycles: ${STRESS_CYCLES:-200} mount/fill/unmount, ${STRESS_REACTIVATIONS:-50} deactivate/activate" "$why"
+fi
+
+emit "1..$n"
+emit "$passed passed, $failed failed"
+[ $failed = 0 ] && [ $passed -gt 0 ]
