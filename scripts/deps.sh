@@ -10,7 +10,7 @@ PKGS=(
 	rust-web-clippy rustfmt-web
 	flex bison bc libelf-dev libssl-dev cpio kmod xz-utils make
 	# VM and guest userspace
-	qemu-system-x86 busybox-static lvm2 thin-provisioning-tools xfsprogs
+	qemu-system-x86 busybox-static lvm2 dmeventd thin-provisioning-tools xfsprogs
 	util-linux fdisk fio
 )
 

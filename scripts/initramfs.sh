@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0
-# The test VM's base initramfs: busybox, Debian's lvm2, thin-provisioning-tools,
-# xfsprogs, util-linux and fio with their libraries, an lvm.conf for a guest
+# The test VM's base initramfs: busybox, Debian's lvm2 and dmeventd (with its
+# thin-pool plugin), thin-provisioning-tools, xfsprogs, util-linux and fio
+# with their libraries, an lvm.conf for a guest
 # without udev, the kernel's modules and the kselftest KTAP helpers.
 #
 #   scripts/initramfs.sh KERNEL_TREE      prints the path of the base archive
@@ -12,9 +13,12 @@
 source "$(dirname "$0")/lib.sh"
 
 tree=${1:?kernel tree}
-PKGS=(busybox-static lvm2 dmsetup thin-provisioning-tools xfsprogs util-linux fio libc6)
+PKGS=(busybox-static lvm2 dmsetup dmeventd thin-provisioning-tools xfsprogs util-linux fio libc6)
 BINS=(lvm dmsetup pdata_tools mkfs.xfs xfs_db xfs_repair xfs_io xfs_growfs
-	fstrim blkdiscard wipefs fio)
+	fstrim blkdiscard wipefs fio dmeventd)
+# dmeventd's thin-pool plugin (lvm's autoextend), loaded by name from here.
+PLUGINS=(/lib/x86_64-linux-gnu/libdevmapper-event-lvm2thin.so
+	/lib/x86_64-linux-gnu/device-mapper/libdevmapper-event-lvm2thin.so)
 LVM_CMDS=(pvcreate pvremove pvs vgcreate vgremove vgchange vgs lvcreate lvremove
 	lvextend lvchange lvs lvdisplay)
 PDATA_CMDS=(thin_check thin_dump thin_ls thin_repair thin_restore thin_delta
@@ -56,6 +60,10 @@ for b in "${BINS[@]}"; do
 	path=$(PATH=/usr/sbin:/usr/bin:/sbin:/bin command -v "$b") ||
 		tr_die "$b not found (run scripts/deps.sh)"
 	copy_with_libs "$path"
+done
+for p in "${PLUGINS[@]}"; do
+	[ -e "$p" ] || tr_die "$p not found (run scripts/deps.sh)"
+	copy_with_libs "$p"
 done
 lvm=$(PATH=/usr/sbin:/sbin command -v lvm)
 for c in "${LVM_CMDS[@]}"; do ln -sf "$lvm" "$stage/usr/sbin/$c"; done
