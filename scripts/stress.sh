@@ -54,7 +54,7 @@ emit "# thin-reserve stress on the $flavour kernel, seed $seed, parts: $parts"
 if [[ " $parts " == *" powercut "* ]]; then
 	img=$out/scratch.img
 	for t in $(seq 1 "$trials"); do
-		tseed=$(((seed * 31 + t * 7919) % 1000003))
+		tseed=$((0x$(echo "$seed $t" | md5sum | cut -c1-7)))
 		delay=$((2 + tseed % 29))
 		scenario=$(((tseed / 29) % 3))
 		name="power cut $t: scenario $scenario, cut ${delay}s into the workload, trial seed $tseed"
