@@ -44,8 +44,10 @@ result() { # result ok|fail DESCRIPTION [DETAIL]
 		failed=$((failed + 1))
 	fi
 }
-# Kernel lines on a console that mean data or the filesystem got hurt.
-harm_re='writeback error|I/O error|Filesystem has been shut down|xfs_do_force_shutdown|out-of-data-space|accounting drift'
+# Kernel lines on a console that mean data or the filesystem got hurt: the
+# selftests' own list (TR_HARM in their lib.sh).
+harm_re=$(sed -n "s/^TR_HARM='\(.*\)'\$/\1/p" "$TR_TOP/tools/testing/selftests/thin_reservation/lib.sh")
+[ -n "$harm_re" ] || tr_die "TR_HARM not found in the selftests' lib.sh"
 
 emit "TAP version 13"
 emit "# thin-reserve stress on the $flavour kernel, seed $seed, parts: $parts"

@@ -76,8 +76,8 @@ cat "$base" "$run/overlay.cpio.gz" >"$run/initramfs.cpio.gz"
 rm -rf "$stage" "$run/overlay.cpio.gz"
 
 # Fresh sparse disks every run: the scratch disk for lvm (TR_SCRATCH_SIZE,
-# default 4G; the benchmark asks for more), the results disk
-# the guest writes a tar archive onto.
+# default 4G; the benchmark asks for more) unless --scratch names one to
+# keep, and the results disk the guest writes a tar archive onto.
 if [ -z "$scratch" ]; then
 	scratch=$run/scratch.img
 	truncate -s "${TR_SCRATCH_SIZE:-4G}" "$scratch"
