@@ -54,6 +54,9 @@ step "host: rustfmt --check (kernel .rustfmt.toml)" \
 	"$TR_RUSTFMT" --check --config-path "$TR_TOP/.rustfmt.toml" \
 	"${rust_files[@]/#/$TR_TOP/}"
 
+step "host: the power-cut manifest lists each live file once" \
+	sh "$TR_TOP/tools/testing/vm/manifest-live-test.sh"
+
 host_crate=$TR_TOP/tools/testing/thin_reserve_host
 step "host: clippy on the no_std cores" \
 	cargo clippy --quiet --manifest-path "$host_crate/Cargo.toml" --all-targets -- -D warnings

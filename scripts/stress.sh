@@ -10,6 +10,7 @@
 #   STRESS_PARTS="powercut cycles"   which parts run (default both)
 #   STRESS_CYCLES=N STRESS_REACTIVATIONS=N   rounds of the cycles test
 #                      (default 200 and 50)
+#   STRESS_SCENARIOS="0 1 2"   workloads the trials draw from (default all)
 #   STRESS_KEEP=y      keep the power cuts' scratch disk image
 #   FLAVOUR=release|debug
 #
@@ -28,6 +29,11 @@ flavour=${FLAVOUR:-debug}
 seed=${STRESS_SEED:-$(date +%s)}
 trials=${STRESS_TRIALS:-20}
 parts=${STRESS_PARTS:-powercut cycles}
+read -ra scenarios <<<"${STRESS_SCENARIOS:-0 1 2}"
+for sc in "${scenarios[@]}"; do
+	[[ $sc == [012] ]] || tr_die "STRESS_SCENARIOS: '$sc' is not a workload (0, 1 or 2)"
+done
+[ ${#scenarios[@]} -gt 0 ] || tr_die "STRESS_SCENARIOS is empty"
 out=$TR_TOP/out/stress-suite-$flavour-$(date +%Y%m%d-%H%M%S)
 mkdir -p "$out"
 summary=$out/summary.txt
@@ -50,7 +56,7 @@ harm_re=$(sed -n "s/^TR_HARM='\(.*\)'\$/\1/p" "$TR_TOP/tools/testing/selftests/t
 [ -n "$harm_re" ] || tr_die "TR_HARM not found in the selftests' lib.sh"
 
 emit "TAP version 13"
-emit "# thin-reserve stress on the $flavour kernel, seed $seed, parts: $parts"
+emit "# thin-reserve stress on the $flavour kernel, seed $seed, parts: $parts, workloads: ${scenarios[*]}"
 "$TR_TOP/scripts/deps.sh" >>"$out/build.log" 2>&1 || tr_die "build dependencies missing"
 
 if [[ " $parts " == *" powercut "* ]]; then
@@ -58,7 +64,7 @@ if [[ " $parts " == *" powercut "* ]]; then
 	for t in $(seq 1 "$trials"); do
 		tseed=$((0x$(echo "$seed $t" | md5sum | cut -c1-7)))
 		delay=$((2 + tseed % 29))
-		scenario=$(((tseed / 29) % 3))
+		scenario=${scenarios[(tseed / 29) % ${#scenarios[@]}]}
 		name="power cut $t: scenario $scenario, cut ${delay}s into the workload, trial seed $tseed"
 		args="thin_reserve.seed=$tseed thin_reserve.trial=$t thin_reserve.scenario=$scenario"
 		load=$("$TR_TOP/scripts/vm.sh" --flavour "$flavour" --mode stress --scratch "$img" \

@@ -63,6 +63,7 @@ install -m 0755 "$TR_TOP/tools/testing/vm/run-selftests.sh" \
 	"$TR_TOP/tools/testing/vm/publish.sh" "$opt/"
 install -m 0755 "$TR_TOP/tools/testing/vm/demo.sh" "$TR_TOP/tools/testing/vm/bench.sh" \
 	"$TR_TOP/tools/testing/vm/stress.sh" "$opt/"
+install -m 0644 "$TR_TOP/tools/testing/vm/manifest-live.awk" "$opt/"
 find "$build" -name '*.ko' -exec install -m 0644 {} "$opt/modules/" \;
 if [ -n "$extra" ]; then
 	xbuild=$("$TR_TOP/scripts/modules.sh" "$flavour" --src "$extra")

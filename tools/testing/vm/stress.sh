@@ -42,12 +42,7 @@ rnd() { h=$(echo "$seed $2" | md5sum | cut -c1-7) && echo $((0x$h % $1)); }
 record() { echo "$*" | dd of="$MANIFEST" oflag=append conv=notrunc,fsync 2>/dev/null; }
 
 # The manifest's live files, one "add" record each, oldest first.
-live() {
-	awk '$1 == "add" && NF == 4 { if (!($2 in a)) order[++n] = $2; a[$2] = $0 }
-	     $1 == "del" && NF == 2 { delete a[$2] }
-	     END { for (i = 1; i <= n; i++) if (order[i] in a) print a[order[i]] }' \
-		"$MANIFEST" 2>/dev/null
-}
+live() { awk -f /opt/thin-reserve/manifest-live.awk "$MANIFEST" 2>/dev/null; }
 
 # write_file NAME PATTERN MIB: writes it with fsync; records it if that
 # succeeded.
