@@ -15,7 +15,7 @@ source "$(dirname "$0")/lib.sh"
 tree=${1:?kernel tree}
 PKGS=(busybox-static lvm2 dmsetup dmeventd thin-provisioning-tools xfsprogs util-linux fio libc6)
 BINS=(lvm dmsetup pdata_tools mkfs.xfs xfs_db xfs_repair xfs_io xfs_growfs
-	fstrim blkdiscard wipefs fio dmeventd)
+	fstrim blkdiscard wipefs fio dmeventd setpriv)
 # dmeventd's thin-pool plugin (lvm's autoextend), loaded by name from here.
 PLUGINS=(/lib/x86_64-linux-gnu/libdevmapper-event-lvm2thin.so
 	/lib/x86_64-linux-gnu/device-mapper/libdevmapper-event-lvm2thin.so)
@@ -99,8 +99,8 @@ backup {
 	archive = 0
 }
 CONF
-echo "root:x:0:0:root:/root:/bin/sh" >"$stage/etc/passwd"
-echo "root:x:0:" >"$stage/etc/group"
+printf "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/sh\n" >"$stage/etc/passwd"
+printf "root:x:0:\nnogroup:x:65534:\n" >"$stage/etc/group"
 
 cp -a "$tree/_modinst/lib" "$stage/"
 rm -f "$stage"/lib/modules/*/build "$stage"/lib/modules/*/source
