@@ -7,9 +7,10 @@
 #
 #   STRESS_SEED=N      seed of the power-cut trials (default: the time; printed)
 #   STRESS_TRIALS=N    power-cut trials (default 20)
-#   STRESS_PARTS="powercut cycles"   which parts run (default both)
+#   STRESS_PARTS="powercut cycles enospc"   which parts run (default all)
 #   STRESS_CYCLES=N STRESS_REACTIVATIONS=N   rounds of the cycles test
 #                      (default 200 and 50)
+#   STRESS_ENOSPC_SECONDS=N   load near ENOSPC (default 600)
 #   STRESS_SCENARIOS="0 1 2"   workloads the trials draw from (default all)
 #   STRESS_KEEP=y      keep the power cuts' scratch disk image
 #   FLAVOUR=release|debug
@@ -22,13 +23,18 @@
 # reservation rebuilt, a fallocated range writable on a full pool,
 # xfs_repair -n. A trial passes when both boots are free of kernel reports
 # and harm and every check passed.
+#
+# Cycles: stress_cycles.sh, mount/fill/unmount and deactivate/activate
+# rounds. Near ENOSPC: stress_near_enospc.sh, two filesystems sharing a
+# pool held within a few percent of full under writers, fio overwrites
+# with verification and FITRIM. Each runs in a VM boot of its own.
 source "$(dirname "$0")/lib.sh"
 set +e
 
 flavour=${FLAVOUR:-debug}
 seed=${STRESS_SEED:-$(date +%s)}
 trials=${STRESS_TRIALS:-20}
-parts=${STRESS_PARTS:-powercut cycles}
+parts=${STRESS_PARTS:-powercut cycles enospc}
 read -ra scenarios <<<"${STRESS_SCENARIOS:-0 1 2}"
 for sc in "${scenarios[@]}"; do
 	[[ $sc == [012] ]] || tr_die "STRESS_SCENARIOS: '$sc' is not a workload (0, 1 or 2)"
@@ -102,13 +108,15 @@ if [[ " $parts " == *" powercut "* ]]; then
 		"$(grep -c 'falloc-before-cut: ENOSPC' "$summary") ENOSPC at write time"
 fi
 
-if [[ " $parts " == *" cycles "* ]]; then
-	run=$("$TR_TOP/scripts/vm.sh" --flavour "$flavour" --mode tests --tests stress_cycles.sh \
-		--timeout 7200 --append "thin_reserve.cycles=${STRESS_CYCLES:-200} thin_reserve.reactivations=${STRESS_REACTIVATIONS:-50}" \
-		2>>"$out/vm.log" | tail -n1)
+# selftest_part TEST TIMEOUT APPEND DESCRIPTION: one selftest in a VM boot
+# of its own, as one result; its checks go to the summary.
+selftest_part() {
+	local run ktap line why report
+	run=$("$TR_TOP/scripts/vm.sh" --flavour "$flavour" --mode tests --tests "$1" \
+		--timeout "$2" --append "$3" 2>>"$out/vm.log" | tail -n1)
 	ktap=$run/results/ktap.txt
-	grep -E '^# (ok|not ok) |^# # ' "$ktap" 2>/dev/null | sed 's/^/# cycles: /' >>"$summary"
-	line=$(grep -m1 -E '^(not )?ok [0-9]+ selftests: thin_reservation: stress_cycles.sh' "$ktap")
+	grep -E '^# (ok|not ok) |^# # ' "$ktap" 2>/dev/null | sed "s/^/# ${1%.sh}: /" >>"$summary"
+	line=$(grep -m1 -E "^(not )?ok [0-9]+ selftests: thin_reservation: $1" "$ktap")
 	why=
 	case $line in
 	"") why="not run (see $run/console.log)" ;;
@@ -117,8 +125,19 @@ if [[ " $parts " == *" cycles "* ]]; then
 	if [ -z "$why" ] && ! report=$("$TR_TOP/scripts/splats.sh" "$run/console.log"); then
 		why="kernel report: $(head -n1 <<<"$report")"
 	fi
-	result "$([ -z "$why" ] && echo ok || echo fail)" \
-		"cycles: ${STRESS_CYCLES:-200} mount/fill/unmount, ${STRESS_REACTIVATIONS:-50} deactivate/activate" "$why"
+	result "$([ -z "$why" ] && echo ok || echo fail)" "$4" "$why"
+}
+
+if [[ " $parts " == *" cycles "* ]]; then
+	selftest_part stress_cycles.sh 7200 \
+		"thin_reserve.cycles=${STRESS_CYCLES:-200} thin_reserve.reactivations=${STRESS_REACTIVATIONS:-50}" \
+		"cycles: ${STRESS_CYCLES:-200} mount/fill/unmount, ${STRESS_REACTIVATIONS:-50} deactivate/activate"
+fi
+
+if [[ " $parts " == *" enospc "* ]]; then
+	selftest_part stress_near_enospc.sh $((${STRESS_ENOSPC_SECONDS:-600} * 3 + 600)) \
+		"thin_reserve.enospc_seconds=${STRESS_ENOSPC_SECONDS:-600}" \
+		"near ENOSPC: two filesystems on one pool, ${STRESS_ENOSPC_SECONDS:-600} s of mixed load"
 fi
 
 emit "1..$n"
