@@ -43,8 +43,10 @@ done
 # Pool zeroing of new blocks for the throughput runs: lvm's default (y) and
 # off (n), to show how much of the cost is zeroing provisioned blocks.
 : "${BENCH_ZERO:=y n}"
-# fio workloads (write: sequential 1 MiB, randwrite: random 4 KiB into a
-# sparse file) and concurrent jobs of the throughput part.
+# fio workloads of the throughput part (write: sequential 1 MiB, randwrite:
+# random 4 KiB into a sparse file, fsync: random 4 KiB with an fsync after
+# each, dio: sequential 64 KiB direct writes, meta: 4 KiB files, one after
+# another) and their concurrent jobs.
 : "${BENCH_TPUT_WORKLOADS:=write randwrite}" "${BENCH_JOBS:=1 2}"
 CAP_MIB=$((BENCH_POOL_MIB * 2)) # writers stop here at the latest
 R=/results
@@ -163,17 +165,29 @@ echo "workload,wall_ms,hooks,sets,set_us,provisions,provision_us,overwrites,over
 part throughput || BENCH_ZERO=
 for zero in $BENCH_ZERO; do
 for wl in $BENCH_TPUT_WORKLOADS; do
-	bs=1M
-	[ $wl = randwrite ] && bs=4k
 	for jobs in $BENCH_JOBS; do
+		mib=$((BENCH_TPUT_MIB / jobs))
+		case $wl in
+		write) args="--rw=write --bs=1M --size=${mib}M" ;;
+		randwrite) args="--rw=randwrite --bs=4k --size=${mib}M" ;;
+		# An fsync after every 4 KiB random write: log forces and
+		# cache flushes dominate; a sixteenth of the data.
+		fsync) args="--rw=randwrite --bs=4k --fsync=1 --size=$((mib / 16))M" ;;
+		# Direct writes of 64 KiB extending a file: each one allocates.
+		dio) args="--rw=write --bs=64k --direct=1 --size=${mib}M" ;;
+		# 4 KiB files created and written one after another: inode,
+		# directory and allocation metadata; 8192 files in all.
+		meta) args="--rw=write --bs=4k --filesize=4k --nrfiles=$((8192 / jobs)) --openfiles=1 --create_on_open=1 --file_service_type=sequential" ;;
+		*) echo "bench: unknown throughput workload $wl"; exit 1 ;;
+		esac
 		rep=1
 		while [ $rep -le "$BENCH_REPS" ]; do
 			for mode in stock reserve; do
 				tr_use $mode
 				fresh 64K 14336 32G "$zero"
 				began=$(uptime_cs)
-				fio_run --name=tput --directory="$TR_MNT" --rw=$wl --bs=$bs \
-					--size=$((BENCH_TPUT_MIB / jobs))M --numjobs=$jobs \
+				# shellcheck disable=SC2086 # $args are fio's words
+				fio_run --name=tput --directory="$TR_MNT" $args --numjobs=$jobs \
 					--end_fsync=1 --fallocate=none --randrepeat=1
 				kib=$(echo "$FIO_RESULT" | cut -d';' -f3)
 				line="$wl,$jobs,$zero,$rep,$mode,$kib"
