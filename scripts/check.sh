@@ -15,23 +15,15 @@ log=$TR_TOP/out/check-$flavour.log
 mkdir -p "$TR_TOP/out"
 : >"$log"
 
-result() { # result ok|fail|skip DESCRIPTION [DETAIL]
-	n=$((n + 1))
-	case $1 in
-	ok) echo "ok $n $2"; passed=$((passed + 1)) ;;
-	skip) echo "ok $n $2 # SKIP ${3:-}"; skipped=$((skipped + 1)) ;;
-	*) echo "not ok $n $2${3:+ # $3}"; failed=$((failed + 1)) ;;
-	esac
-}
 # Run a step quietly (output to the log); on failure show its tail.
 step() { # step DESCRIPTION COMMAND...
 	local desc=$1
 	shift
 	echo "=== $desc: $*" >>"$log"
 	if "$@" >>"$log" 2>&1; then
-		result ok "$desc"
+		tr_result ok "$desc"
 	else
-		result fail "$desc" "see $log"
+		tr_result fail "$desc" "see $log"
 		tail -n 20 "$log" | sed 's/^/#   /'
 		return 1
 	fi
@@ -67,21 +59,21 @@ ran=0
 while read -r _ name _ status; do
 	ran=$((ran + 1))
 	case $status in
-	ok) result ok "host: cargo test: $name" ;;
-	ignored) result skip "host: cargo test: $name" ignored ;;
-	*) result fail "host: cargo test: $name" ;;
+	ok) tr_result ok "host: cargo test: $name" ;;
+	ignored) tr_result skip "host: cargo test: $name" ignored ;;
+	*) tr_result fail "host: cargo test: $name" ;;
 	esac
 done < <(echo "$cargo_out" | grep -E '^test .* \.\.\. (ok|FAILED|ignored)$')
 if [ $cargo_rc != 0 ] || [ $ran = 0 ]; then
-	result fail "host: cargo test ran and passed" "exit $cargo_rc, $ran tests; see $log"
+	tr_result fail "host: cargo test ran and passed" "exit $cargo_rc, $ran tests; see $log"
 fi
 
 vm_ok=1
 echo "=== kernel" >>"$log"
 if tree=$("$TR_TOP/scripts/kernel.sh" "$flavour" 2>>"$log"); then
-	result ok "build: $flavour kernel tree (cached by inputs)"
+	tr_result ok "build: $flavour kernel tree (cached by inputs)"
 else
-	result fail "build: $flavour kernel tree (cached by inputs)" "see $log"
+	tr_result fail "build: $flavour kernel tree (cached by inputs)" "see $log"
 	tail -n 20 "$log" | sed 's/^/#   /'
 	vm_ok=0
 fi
@@ -96,9 +88,9 @@ if [ $vm_ok = 1 ]; then
 	done)
 	echo "$cp_out" >>"$log"
 	if [ -z "$cp_out" ]; then
-		result ok "patches: checkpatch.pl --strict clean"
+		tr_result ok "patches: checkpatch.pl --strict clean"
 	else
-		result fail "patches: checkpatch.pl --strict clean" "see $log"
+		tr_result fail "patches: checkpatch.pl --strict clean" "see $log"
 		head -n 5 <<<"$cp_out" | sed 's/^/#   /'
 	fi
 	# CLIPPY=1 runs clippy-driver in place of rustc; any warning (rustc,
@@ -110,9 +102,9 @@ if [ $vm_ok = 1 ]; then
 	mod_rc=$?
 	echo "$mod_out" >>"$log"
 	if [ $mod_rc = 0 ] && ! grep -q 'warning' <<<"$mod_out"; then
-		result ok "build: modules with CLIPPY=1, no warnings"
+		tr_result ok "build: modules with CLIPPY=1, no warnings"
 	else
-		result fail "build: modules with CLIPPY=1, no warnings" "see $log"
+		tr_result fail "build: modules with CLIPPY=1, no warnings" "see $log"
 		grep -m5 -A5 'warning\|error' <<<"$mod_out" | sed 's/^/#   /'
 		[ $mod_rc = 0 ] || vm_ok=0
 	fi
@@ -135,10 +127,10 @@ for t in $expected; do
 	took=$(sed -n "s/^# time: $t \([0-9]*\) s .*/\1/p" "$ktap" 2>/dev/null)
 	desc="vm: thin_reservation: $t${took:+ ($took s)}"
 	case $line in
-	"") result fail "$desc" "not run: ${run:+the guest stopped before it finished (see $run/console.log)}${run:-build failed}" ;;
-	"not ok"*) result fail "$desc" "${line#*# }" ;;
-	*"# SKIP"*) result skip "$desc" "${line#*# SKIP}" ;;
-	*) result ok "$desc" ;;
+	"") tr_result fail "$desc" "not run: ${run:+the guest stopped before it finished (see $run/console.log)}${run:-build failed}" ;;
+	"not ok"*) tr_result fail "$desc" "${line#*# }" ;;
+	*"# SKIP"*) tr_result skip "$desc" "${line#*# SKIP}" ;;
+	*) tr_result ok "$desc" ;;
 	esac
 	# Show the subtests that failed, so the reason is in the CI log.
 	sed -n "/^# selftests: thin_reservation: $t\$/,/^\(not \)\?ok [0-9]/p" "$ktap" 2>/dev/null |
@@ -148,21 +140,21 @@ suite_time=$(sed -n 's/^# time: all \([0-9]*\) s$/\1/p' "$ktap" 2>/dev/null)
 [ -z "$suite_time" ] || echo "# VM selftests took $suite_time s of guest time in all"
 if [ -n "${run:-}" ]; then
 	if grep -q '^thin-reserve-vm: finished' "$run/console.log"; then
-		result ok "vm: guest ran to the end and powered off"
+		tr_result ok "vm: guest ran to the end and powered off"
 	else
-		result fail "vm: guest ran to the end and powered off" \
+		tr_result fail "vm: guest ran to the end and powered off" \
 			"it hung or crashed: qemu exit $(cat "$run/qemu.rc"), see $run/console.log"
 		tail -n 15 "$run/console.log" | sed 's/^/#   /'
 	fi
 	if report=$("$TR_TOP/scripts/splats.sh" "$run/console.log"); then
-		result ok "vm: no kernel warnings, oopses or checker reports"
+		tr_result ok "vm: no kernel warnings, oopses or checker reports"
 	else
-		result fail "vm: no kernel warnings, oopses or checker reports" \
+		tr_result fail "vm: no kernel warnings, oopses or checker reports" \
 			"$(head -n1 <<<"$report" | sed 's/^\[ *[0-9.]*\] //')"
 		sed 's/^/#   /' <<<"$report"
 	fi
 else
-	result fail "vm: guest ran" "not run: build failed"
+	tr_result fail "vm: guest ran" "not run: build failed"
 fi
 
 echo "1..$n"

@@ -28,6 +28,17 @@ tr_jobs() { nproc; }
 tr_log() { printf '%s: %s\n' "${0##*/}" "$*" >&2; }
 tr_die() { printf '%s: error: %s\n' "${0##*/}" "$*" >&2; exit 1; }
 
+# tr_result ok|fail|skip DESCRIPTION [DETAIL]: one KTAP result line of a
+# host suite, counted in the caller's n, passed, failed and skipped.
+tr_result() {
+	n=$((n + 1))
+	case $1 in
+	ok) echo "ok $n $2"; passed=$((passed + 1)) ;;
+	skip) echo "ok $n $2 # SKIP ${3:-}"; skipped=$((skipped + 1)) ;;
+	*) echo "not ok $n $2${3:+ # $3}"; failed=$((failed + 1)) ;;
+	esac
+}
+
 # Arguments every kernel make call needs: without RUSTC/BINDGEN even the
 # config targets silently turn CONFIG_RUST off.
 tr_kmake_args() {

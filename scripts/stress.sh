@@ -46,16 +46,8 @@ summary=$out/summary.txt
 n=0 passed=0 failed=0
 
 emit() { echo "$*" | tee -a "$summary"; }
-result() { # result ok|fail DESCRIPTION [DETAIL]
-	n=$((n + 1))
-	if [ "$1" = ok ]; then
-		emit "ok $n $2"
-		passed=$((passed + 1))
-	else
-		emit "not ok $n $2${3:+ # $3}"
-		failed=$((failed + 1))
-	fi
-}
+# A result line, to the summary and to us.
+result() { tr_result "$@" >>"$summary" && tail -n 1 "$summary"; }
 # Kernel lines on a console that mean data or the filesystem got hurt: the
 # selftests' own list (TR_HARM in their lib.sh).
 harm_re=$(sed -n "s/^TR_HARM='\(.*\)'\$/\1/p" "$TR_TOP/tools/testing/selftests/thin_reservation/lib.sh")
