@@ -49,6 +49,9 @@ step "host: rustfmt --check (kernel .rustfmt.toml)" \
 step "host: the power-cut manifest lists each live file once" \
 	sh "$TR_TOP/tools/testing/vm/manifest-live-test.sh"
 
+step "host: the kernel-log harm pattern matches the shim's failure counts" \
+	sh "$TR_TOP/tools/testing/vm/harm-pattern-test.sh"
+
 host_crate=$TR_TOP/tools/testing/thin_reserve_host
 step "host: clippy on the no_std cores" \
 	cargo clippy --quiet --manifest-path "$host_crate/Cargo.toml" --all-targets -- -D warnings

@@ -374,7 +374,7 @@ tr_unwatch_pool() {
 }
 
 # Kernel log lines since the mark that mean data or the filesystem got hurt.
-TR_HARM='writeback error|I/O error|Filesystem has been shut down|xfs_do_force_shutdown|Corruption|out-of-data-space|accounting drift|provision failures [1-9]|provisioning .* failed|allowance overdraws [1-9]'
+TR_HARM='writeback error|I/O error|Filesystem has been shut down|xfs_do_force_shutdown|Corruption|out-of-data-space|accounting drift|[1-9][0-9]* provision failures|provisioning .* failed|[1-9][0-9]* allowance overdraws'
 tr_harm_lines() { tr_dmesg_since_mark | grep -E "$TR_HARM"; }
 tr_no_harm() {
 	lines=$(tr_harm_lines)

@@ -103,7 +103,7 @@ else
 		sh -c "lvchange -q -ay $TR_VG/pool >/dev/null 2>&1"
 fi
 tr_check "xfs_thin reported its unmount with zero provision failures" \
-	sh -c "dmesg | sed -n '/$TR_MARK/,\$p' | grep -q 'xfs_thin: .*released; .* 0 provision failures'"
+	sh -c "dmesg | sed -n '/$TR_MARK/,\$p' | grep -q 'xfs_thin: .*released; .*provisioned, 0 provision failures'"
 
 tr_vg_destroy
 ktap_finished

@@ -47,7 +47,7 @@ tr_check "syncfs succeeds" sync -f "$TR_MNT"
 tr_check "no writeback or I/O error, shutdown or failed provision in the kernel log" tr_no_harm
 umount "$TR_MNT"
 tr_check "unmount reports no provision failures" \
-	sh -c "dmesg | sed -n '/$TR_MARK/,\$p' | grep -q 'released; .* 0 provision failures'"
+	sh -c "dmesg | sed -n '/$TR_MARK/,\$p' | grep -q 'released; .*provisioned, 0 provision failures'"
 tr_xfs_mount "" thin "$TR_MNT" || ktap_exit_fail_msg "remount failed"
 tr_pattern_intact "$TR_MNT/file" 1 && tr_pattern_intact "$TR_MNT/during" 2
 tr_check "both files read back" [ $? = 0 ]
