@@ -151,15 +151,29 @@ impl ThinFs {
     /// Thin blocks held beyond the worst case for the filesystem's promises:
     /// metadata XFS allocates without promising blocks first (free-list
     /// blocks btrees take, per-AG btree reservations) and reserve-pool
-    /// transactions near a full pool. Each allocation group keeps its own
-    /// free list, hence the per-AG part.
+    /// transactions near a full pool.
+    ///
+    /// Reserve-pool promises are counted a thin block per filesystem block,
+    /// like every one-by-one promise, so their part is a number of thin
+    /// blocks whatever their size. The per-AG part is for the blocks an
+    /// allocation group's own metadata takes while the pool cannot top the
+    /// allowance up; XFS keeps them together (free-list refills take the
+    /// smallest free extents, btree blocks are allocated near their
+    /// neighbours), so a larger thin block holds more of them: each AG gets
+    /// [`METADATA_ALLOWANCE_PER_AG_SECTORS`] of thin blocks, and at least one
+    /// whole thin block.
     pub fn metadata_allowance(&self, agcount: u32) -> u64 {
-        METADATA_ALLOWANCE_BASE + METADATA_ALLOWANCE_PER_AG * u64::from(agcount)
+        let per_ag = METADATA_ALLOWANCE_PER_AG_SECTORS
+            .div_ceil(self.thin.sectors())
+            .max(1);
+        METADATA_ALLOWANCE_BASE.saturating_add(per_ag.saturating_mul(u64::from(agcount)))
     }
 }
 
 /// Thin blocks of metadata allowance every filesystem gets.
 pub const METADATA_ALLOWANCE_BASE: u64 = 16;
 
-/// Thin blocks of metadata allowance per allocation group.
-pub const METADATA_ALLOWANCE_PER_AG: u64 = 4;
+/// Sectors of metadata allowance per allocation group (256 KiB: four
+/// 64 KiB thin blocks, dm-thin's smallest), rounded up to whole thin
+/// blocks.
+pub const METADATA_ALLOWANCE_PER_AG_SECTORS: u64 = 512;

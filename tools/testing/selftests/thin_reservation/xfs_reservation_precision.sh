@@ -10,10 +10,11 @@
 # goes out of data space, no error is logged, and every acknowledged byte
 # reads back after a remount.
 #
-# With pool blocks larger than 64 KiB the shim's fixed metadata allowance
-# (a number of pool blocks) is more than 1% of the pool: there the check is
-# that once the data is written no more than the allowance and 2% of the
-# pool is left free; the first ENOSPC is reported.
+# With pool blocks larger than 64 KiB the shim's metadata allowance and the
+# writers' last indirect-block reservations (both counted in pool blocks)
+# come to more than 1% of the pool: there the check is that once the data
+# is written no more than the allowance and 2% of the pool is left free;
+# the first ENOSPC is reported.
 #
 # Cases: CHUNK_KIB:WRITERS:WRITE_KIB, buffered sequential writers appending
 # WRITE_KIB at a time. The release kernel runs the whole matrix (64 KiB,
@@ -61,11 +62,12 @@ for c in $PRECISION_CASES; do
 	tr_check "$what: every writer got ENOSPC ($enospc of $writers), the pool never left rw" \
 		[ "$enospc:$pool_ok" = "$writers:0" ]
 	# Larger pool blocks: what stays free once the data is written is the
-	# shim's metadata allowance (16 + 4 per AG pool blocks, whatever their
-	# size: 5 MiB of 64 KiB blocks, 80 MiB of 1 MiB blocks on this 16-AG
-	# filesystem) and at most 2% of the pool more: each writer's last
-	# refused write still held its indirect-block reservation, a pool block
-	# per block (measured: 5-11 of 1024 pool blocks with two writers).
+	# shim's metadata allowance (16 pool blocks and 256 KiB, at least one
+	# pool block, per AG: 5 MiB of 64 KiB blocks, 8 MiB of 256 KiB
+	# blocks, 32 MiB of 1 MiB blocks on this 16-AG filesystem) and at most
+	# 2% of the pool more: each writer's last refused write still held its
+	# indirect-block reservation, a pool block per block (measured: 5-18
+	# of 1024 pool blocks).
 	allowance=$(dmesg | grep -o 'allowance [0-9]* thin blocks' | tail -n 1 | awk '{ print $2 }')
 	tr_msg "$what: $((total - first)) pool blocks free at the first ENOSPC, $((total - used)) once written, allowance $allowance"
 	if [ "$chunk" = 64 ]; then

@@ -201,3 +201,36 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn the_metadata_allowance_follows_the_thin_block_size() {
+    let fs = |thin_sectors| ThinFs::new(BlockSize::new(thin_sectors).unwrap(), 8, 1 << 30).unwrap();
+    // 64 KiB thin blocks: 16 and four a group, as before.
+    assert_eq!(fs(128).metadata_allowance(16), 16 + 4 * 16);
+    // 256 KiB: the same 256 KiB a group, one thin block.
+    assert_eq!(fs(512).metadata_allowance(16), 16 + 16);
+    // 1 MiB: never less than one whole thin block a group.
+    assert_eq!(fs(2048).metadata_allowance(16), 16 + 16);
+    // 128 KiB: two a group.
+    assert_eq!(fs(256).metadata_allowance(4), 16 + 2 * 4);
+}
+
+proptest! {
+    /// Every group gets at least 256 KiB and at least one thin block, and
+    /// the arithmetic never wraps, whatever the geometry.
+    #[test]
+    fn the_metadata_allowance_covers_every_group(
+        thin_mult in 1u64..=(1 << 14),
+        agcount in any::<u32>(),
+    ) {
+        let thin_sectors = thin_mult * MIN_BLOCK_SECTORS;
+        let fs = ThinFs::new(BlockSize::new(thin_sectors).unwrap(), 8, 1 << 40).unwrap();
+        let allowance = fs.metadata_allowance(agcount);
+        let per_ag = (allowance - 16) / u64::from(agcount.max(1));
+        prop_assert!(allowance >= 16 + u64::from(agcount));
+        if agcount > 0 {
+            prop_assert!(per_ag * thin_sectors >= 512);
+            prop_assert!(per_ag == 1 || (per_ag - 1) * thin_sectors < 512);
+        }
+    }
+}
