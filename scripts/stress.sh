@@ -12,6 +12,8 @@
 #                      (default 200 and 50)
 #   STRESS_ENOSPC_SECONDS=N   load near ENOSPC (default 600)
 #   STRESS_SCENARIOS="0 1 2"   workloads the trials draw from (default all)
+#   STRESS_CHECK_CUTS=N  every Nth trial also cuts the power during the
+#                      check's own fill of the pool (default 3; 0: never)
 #   STRESS_KEEP=y      keep the power cuts' scratch disk image
 #   FLAVOUR=release|debug
 #
@@ -21,8 +23,10 @@
 # kills QEMU a seeded number of seconds into it, then boots again to check
 # (phase check): thin_check, log recovery, every fsync'd file intact, the
 # reservation rebuilt, a fallocated range writable on a full pool,
-# xfs_repair -n. A trial passes when both boots are free of kernel reports
-# and harm and every check passed.
+# xfs_repair -n. Every STRESS_CHECK_CUTS-th trial cuts that check too, a
+# seeded 1-8 seconds into its fill of the pool, and boots a second check.
+# A trial passes when every boot is free of kernel reports and harm and
+# every check of the last one passed.
 #
 # Cycles: stress_cycles.sh, mount/fill/unmount and deactivate/activate
 # rounds. Near ENOSPC: stress_near_enospc.sh, two filesystems sharing a
@@ -34,6 +38,8 @@ set +e
 flavour=${FLAVOUR:-debug}
 seed=${STRESS_SEED:-$(date +%s)}
 trials=${STRESS_TRIALS:-20}
+check_cuts=${STRESS_CHECK_CUTS:-3}
+[[ $check_cuts =~ ^[0-9]+$ ]] || tr_die "STRESS_CHECK_CUTS: '$check_cuts' is not a number"
 parts=${STRESS_PARTS:-powercut cycles enospc}
 read -ra scenarios <<<"${STRESS_SCENARIOS:-0 1 2}"
 for sc in "${scenarios[@]}"; do
@@ -63,11 +69,23 @@ if [[ " $parts " == *" powercut "* ]]; then
 		tseed=$((0x$(echo "$seed $t" | md5sum | cut -c1-7)))
 		delay=$((2 + tseed % 29))
 		scenario=${scenarios[(tseed / 29) % ${#scenarios[@]}]}
-		name="power cut $t: scenario $scenario, cut ${delay}s into the workload, trial seed $tseed"
+		name="power cut $t: scenario $scenario, cut ${delay}s into the workload"
+		check_delay=
+		if [ "$check_cuts" -gt 0 ] && [ $((t % check_cuts)) = 0 ]; then
+			check_delay=$((1 + tseed / 87 % 8))
+			name+=", then ${check_delay}s into the check's fill"
+		fi
+		name+=", trial seed $tseed"
 		args="thin_reserve.seed=$tseed thin_reserve.trial=$t thin_reserve.scenario=$scenario"
 		load=$("$TR_TOP/scripts/vm.sh" --flavour "$flavour" --mode stress --scratch "$img" \
 			--power-cut "$delay" --timeout 900 --append "thin_reserve.phase=load $args" \
 			2>>"$out/vm.log" | tail -n1)
+		cut_check=
+		if [ -n "$check_delay" ]; then
+			cut_check=$("$TR_TOP/scripts/vm.sh" --flavour "$flavour" --mode stress \
+				--scratch "$img" --power-cut "$check_delay" --timeout 1200 \
+				--append "thin_reserve.phase=check $args" 2>>"$out/vm.log" | tail -n1)
+		fi
 		check=$("$TR_TOP/scripts/vm.sh" --flavour "$flavour" --mode stress --scratch "$img" \
 			--timeout 1200 --append "thin_reserve.phase=check $args" 2>>"$out/vm.log" | tail -n1)
 		why=
@@ -75,7 +93,19 @@ if [[ " $parts " == *" powercut "* ]]; then
 		if [ -z "$why" ] && grep -E "$harm_re" "$load/console.log" >/dev/null; then
 			why="before the cut: $(grep -m1 -E "$harm_re" "$load/console.log")"
 		fi
-		for run in $load $check; do
+		if [ -z "$why" ] && [ -n "$cut_check" ]; then
+			# The cut check's own checks before its fill must pass too.
+			if [ ! -e "$cut_check/power-cut" ]; then
+				why="the check's fill never started (see $cut_check/console.log)"
+			elif grep -E "$harm_re" "$cut_check/console.log" >/dev/null; then
+				why="before the check's cut: $(grep -m1 -E "$harm_re" "$cut_check/console.log")"
+			elif grep -q '^not ok' "$cut_check/console.log"; then
+				# Cut, it never published its results: its KTAP is
+				# on the console.
+				why="before the check's cut: $(grep -m1 '^not ok' "$cut_check/console.log")"
+			fi
+		fi
+		for run in $load $cut_check $check; do
 			if [ -z "$why" ] && ! report=$("$TR_TOP/scripts/splats.sh" "$run/console.log"); then
 				why="kernel report: $(head -n1 <<<"$report")"
 			fi
