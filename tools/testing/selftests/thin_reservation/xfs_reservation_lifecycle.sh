@@ -7,13 +7,15 @@
 #  - xfs_thin cannot be unloaded under a mounted filesystem;
 #  - direct I/O and fallocate reserve like buffered writes: they get ENOSPC
 #    when the pool cannot back them, never an I/O error at writeback, and a
-#    fallocated range stays writable after the pool has filled up.
+#    fallocated range stays writable after the pool has filled up;
+#  - the xfs_thin_* trace events show each promise with the shim's answer
+#    and each provisioning (on kernels with event tracing).
 
 . "$(dirname "$0")/lib.sh"
 
 ktap_print_header
 tr_require lvcreate dmsetup mkfs.xfs xfs_io dd blkdiscard wipefs
-ktap_set_plan 12
+ktap_set_plan 13
 
 tr_load_reserve_modules
 modprobe xfs || ktap_exit_fail_msg "cannot load xfs"
@@ -49,6 +51,14 @@ tr_check "another opener cannot change or provision a mounted filesystem's reser
 # after the pool fills up; a range it cannot back is refused up front. One
 # extent promises the thin blocks it can touch: 32 MiB needs 513 of the
 # pool's 64 KiB blocks, not one per 4 KiB block (8192, four times the pool).
+tracing=/sys/kernel/tracing
+[ -d $tracing/events ] || mount -t tracefs tracefs $tracing 2>/dev/null
+if [ -d $tracing/events/xfs/xfs_thin_reserve ]; then
+	: >$tracing/trace
+	for e in $tracing/events/xfs/xfs_thin_*; do echo 1 >"$e/enable"; done
+else
+	tracing=
+fi
 xfs_io -f -c "falloc 0 1m" "$TR_MNT/prealloc" >/tmp/tr-falloc.log 2>&1
 tr_check "fallocate of 1 MiB succeeds" [ $? = 0 ]
 xfs_io -f -c "falloc 0 32m" "$TR_MNT/quarter" >/tmp/tr-falloc.log 2>&1
@@ -58,6 +68,17 @@ big=$(xfs_io -f -c "falloc 0 4g" "$TR_MNT/huge" 2>&1)
 tr_msg "fallocate 4 GiB on a 128 MiB pool: ${big:-succeeded}"
 tr_check "fallocate of 4 GiB on a 128 MiB pool fails with ENOSPC" tr_is_enospc "$big"
 rm -f "$TR_MNT/huge"
+if [ -n "$tracing" ]; then
+	for e in $tracing/events/xfs/xfs_thin_*; do echo 0 >"$e/enable"; done
+	grep -o 'xfs_thin_[a-z_]*: dev [0-9:]* .*' $tracing/trace >/tmp/tr-trace.txt
+	tr_msg "trace: $(wc -l </tmp/tr-trace.txt) xfs_thin events, $(grep -c 'xfs_thin_allocated' /tmp/tr-trace.txt) provisionings"
+	tr_check "the trace shows the granted and the refused fallocate and the provisioning" \
+		sh -c "grep -q 'xfs_thin_reserve_extent: dev .* rsvd 0 error 0' /tmp/tr-trace.txt &&
+			grep -q 'xfs_thin_reserve_extent: dev .* rsvd 0 error -28' /tmp/tr-trace.txt &&
+			grep -q 'xfs_thin_allocated: dev .* from_reservation' /tmp/tr-trace.txt"
+else
+	ktap_test_skip "the trace events: this kernel has no event tracing"
+fi
 
 # Direct I/O until the pool is full.
 tr_pattern 7 | dd of="$TR_MNT/direct" bs=1M count=512 oflag=direct $TR_DD_FULLBLOCK 2>/tmp/tr-dio.err
