@@ -37,24 +37,31 @@ def main():
 
     results = {"environment": about, "utilization": [], "throughput": []}
 
-    print("Utilization (pool blocks in use when the writer stopped):")
-    print(f"  {'chunk':6} {'workload':11} {'mode':8} {'acked MiB':>9} {'ENOSPC':>6} "
-          f"{'pool used':>9} {'errors':>6}")
+    print("Utilization (pool blocks in use when the first and the last writer stopped):")
+    print(f"  {'chunk':6} {'workload':11} {'writers':>7} {'mode':8} {'acked MiB':>9} "
+          f"{'ENOSPC':>6} {'first':>7} {'last':>7} {'errors':>6} {'refused':>7}")
     for r in util:
-        used = int(r["used_blocks_at_stop"]) / int(r["pool_blocks"])
+        total = int(r["pool_blocks"])
+        used = int(r["used_blocks_at_stop"]) / total
+        # Older results have one writer and no first-stop or refusal columns.
+        first = int(r.get("first_used_blocks") or r["used_blocks_at_stop"]) / total
         entry = {
             "chunk": r["chunk"],
             "workload": r["workload"],
+            "writers": int(r.get("writers") or 1),
             "mode": r["mode"],
             "acked_bytes": int(r["acked_bytes"]),
             "enospc": r["enospc"] == "1",
+            "pool_used_fraction_at_first_stop": round(first, 4),
             "pool_used_fraction_at_stop": round(used, 4),
             "kernel_error_lines": int(r["error_lines"]),
+            "promises_refused": int(r["refused"]) if r.get("refused") else None,
         }
         results["utilization"].append(entry)
-        print(f"  {r['chunk']:6} {r['workload']:11} {r['mode']:8} "
+        refused = "" if entry["promises_refused"] is None else entry["promises_refused"]
+        print(f"  {r['chunk']:6} {r['workload']:11} {entry['writers']:7} {r['mode']:8} "
               f"{int(r['acked_bytes']) / MIB:9.0f} {'yes' if entry['enospc'] else 'no':>6} "
-              f"{used * 100:8.1f}% {r['error_lines']:>6}")
+              f"{first * 100:6.1f}% {used * 100:6.1f}% {r['error_lines']:>6} {refused:>7}")
 
     print("\nThroughput, reservation / stock (median of alternating repetitions):")
     # Older results have no zeroing column: lvm's default, zeroing on.
@@ -115,23 +122,33 @@ def main():
 
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
 
-    # Utilization: one bar per chunk size and workload, stock and ours.
-    fig, ax = plt.subplots(figsize=(9, 4.5))
-    keys = [(r["chunk"], r["workload"]) for r in util if r["mode"] == "reserve"]
-    for i, (chunk, wl) in enumerate(keys):
+    # Utilization: one bar per chunk size, workload and writers, stock (one
+    # writer) and ours.
+    fig, ax = plt.subplots(figsize=(12, 4.5))
+
+    def writers(r):
+        return int(r.get("writers") or 1)
+
+    keys = [(r["chunk"], r["workload"], writers(r)) for r in util if r["mode"] == "reserve"]
+    for i, (chunk, wl, n) in enumerate(keys):
         for j, mode in enumerate(("stock", "reserve")):
-            r = next(x for x in util if (x["chunk"], x["workload"], x["mode"]) == (chunk, wl, mode))
+            match = [x for x in util if (x["chunk"], x["workload"], x["mode"]) == (chunk, wl, mode)
+                     and (mode == "stock" or writers(x) == n)]
+            if not match:
+                continue
+            r = match[0]
             acked = int(r["acked_bytes"]) / (int(r["pool_blocks"]) * chunk_bytes(chunk))
             x = i + (j - 0.5) * 0.4
             ax.bar(x, acked, width=0.4,
                    color=("tab:red" if mode == "stock" else "tab:green"),
-                   label=("stock: acknowledged" if mode == "stock" else "reservations: acknowledged")
+                   label=("stock (one writer): acknowledged" if mode == "stock"
+                          else "reservations: acknowledged")
                    if i == 0 else None)
-            used = int(r["used_blocks_at_stop"]) / int(r["pool_blocks"])
+            used = int(r.get("first_used_blocks") or r["used_blocks_at_stop"]) / int(r["pool_blocks"])
             ax.plot(x, used, "kD", markersize=4,
-                    label="pool used when the writer stopped" if i == 0 and j == 0 else None)
+                    label="pool used when the first writer stopped" if i == 0 and j == 0 else None)
     ax.axhline(1.0, color="black", linewidth=0.8, linestyle="--", label="pool size")
-    ax.set_xticks(range(len(keys)), [f"{c}\n{w}" for c, w in keys], fontsize=8)
+    ax.set_xticks(range(len(keys)), [f"{c}\n{w}\n{n}w" for c, w, n in keys], fontsize=7)
     ax.set_ylabel("bytes acknowledged / pool size")
     ax.set_title("Acknowledged writes vs pool size (above the line: acknowledged, then lost)")
     ax.legend(fontsize=8)

@@ -18,7 +18,7 @@ fi
 append=""
 for v in BENCH_POOL_MIB BENCH_THIN BENCH_REPS BENCH_CHUNKS BENCH_WORKLOADS \
 	BENCH_TPUT_MIB BENCH_PARTS BENCH_ZERO BENCH_OVERWRITE_MIB BENCH_TPUT_WORKLOADS \
-	BENCH_JOBS; do
+	BENCH_JOBS BENCH_WRITERS; do
 	[ -n "${!v:-}" ] && append+=" $v=$(echo "${!v}" | tr ' ' ',')"
 done
 # A 16 GiB sparse scratch disk: the throughput pool must hold the worst

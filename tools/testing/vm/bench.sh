@@ -6,9 +6,11 @@
 # XFS with reservations on identical fresh pools, in this one VM run, and
 # writes CSV files to /results for the host to plot:
 #
-#   utilization.csv  chunk, workload, mode, acknowledged bytes, ENOSPC seen,
-#                    pool blocks used when the writer stopped, pool blocks,
-#                    kernel error lines
+#   utilization.csv  chunk, workload, concurrent writers, mode,
+#                    acknowledged bytes, ENOSPC seen by every writer, pool
+#                    blocks used when the first and when the last writer
+#                    stopped, pool blocks, kernel error lines, promises the
+#                    shim refused (empty for stock)
 #   throughput.csv   workload, jobs, pool zeroing (y/n), repetition, mode,
 #                    KiB/s
 #   timeline.csv     mode, second, pool blocks used, pool blocks, kernel
@@ -31,12 +33,14 @@ cd /opt/thin-reserve/selftests/thin_reservation || exit 1
 # Settings from the host come comma-separated (scripts/bench.sh).
 for v in BENCH_POOL_MIB BENCH_THIN BENCH_REPS BENCH_CHUNKS BENCH_WORKLOADS \
 	BENCH_TPUT_MIB BENCH_PARTS BENCH_ZERO BENCH_OVERWRITE_MIB BENCH_TPUT_WORKLOADS \
-	BENCH_JOBS; do
+	BENCH_JOBS BENCH_WRITERS; do
 	eval "[ -n \"\${$v:-}\" ] && $v=\$(echo \"\$$v\" | tr ',' ' ')"
 done
 
-: "${BENCH_POOL_MIB:=256}" "${BENCH_THIN:=2G}" "${BENCH_REPS:=5}"
+: "${BENCH_POOL_MIB:=1024}" "${BENCH_THIN:=10G}" "${BENCH_REPS:=5}"
 : "${BENCH_CHUNKS:=64K 256K 1M}" "${BENCH_WORKLOADS:=sequential smallfiles random}"
+# Concurrent writers of the utilization part; stock runs with the first.
+: "${BENCH_WRITERS:=1 2 4}"
 : "${BENCH_TPUT_MIB:=512}" "${BENCH_PARTS:=utilization throughput overwrite}"
 # The overwrite part's file; half of it is overwritten.
 : "${BENCH_OVERWRITE_MIB:=256}"
@@ -90,53 +94,87 @@ fio_run() {
 		awk -F';' '{ print $5 ";" $47 ";" $48 }' | tail -n 1)
 }
 
-# workload NAME: fills the mounted filesystem; sets ACKED (bytes), ENOSPC
-# (1/0) and STOP_USED (pool blocks used when the writer stopped).
+# fio_fill WRITERS NAME ARGS...: WRITERS fio processes (jobs NAME1...)
+# fill the filesystem together until ENOSPC or the cap; sets ACKED,
+# ENOSPC (1 if every writer stopped on ENOSPC), FIRST_USED and STOP_USED
+# (pool blocks used as the first and the last writer stopped).
+fio_fill() {
+	n=$1 name=$2
+	shift 2
+	j=1 pids=
+	while [ $j -le "$n" ]; do
+		(fio --minimal --name="$name$j" --directory="$TR_MNT" "$@" 2>/dev/null |
+			awk -F';' '{ print $5 ";" $47 }' | tail -n 1 >/tmp/bench-fio.$j
+		used_blocks >/tmp/bench-used.$j) &
+		pids="$pids $!"
+		j=$((j + 1))
+	done
+	wait $pids
+	ACKED=0 ENOSPC=1 FIRST_USED= STOP_USED=0
+	j=1
+	while [ $j -le "$n" ]; do
+		r=$(cat /tmp/bench-fio.$j) u=$(cat /tmp/bench-used.$j)
+		ACKED=$((ACKED + ${r#*;} * 1024))
+		[ "${r%%;*}" = 28 ] || ENOSPC=0
+		[ -z "$FIRST_USED" ] || [ "$u" -lt "$FIRST_USED" ] && FIRST_USED=$u
+		[ "$u" -gt "$STOP_USED" ] && STOP_USED=$u
+		j=$((j + 1))
+	done
+}
+
+# workload NAME WRITERS: fills the mounted filesystem with WRITERS
+# concurrent writers; sets ACKED (bytes), ENOSPC (1 if every writer got
+# it), FIRST_USED and STOP_USED (pool blocks used when the first and the
+# last writer stopped).
 workload() {
 	case $1 in
 	sequential)
-		tr_write_pattern "$TR_MNT/seq" 1 $CAP_MIB
-		ACKED=$(stat -c %s "$TR_MNT/seq")
-		ENOSPC=0
-		tr_written "$TR_MNT/seq" msg | grep -q 'No space' && ENOSPC=1
-		STOP_USED=$(tr_written "$TR_MNT/seq" used)
+		# Writers appending 1 MiB at a time, as the selftests' writers.
+		TR_WRITE_KIB=1024 tr_run_writers "$2" $CAP_MIB
+		ACKED=0 ENOSPC=1 FIRST_USED= STOP_USED=0
+		i=1
+		while [ $i -le "$2" ]; do
+			f=$TR_MNT/file$i
+			ACKED=$((ACKED + $(stat -c %s "$f")))
+			tr_written "$f" msg | grep -q 'No space' || ENOSPC=0
+			u=$(tr_written "$f" used)
+			[ -z "$FIRST_USED" ] || [ "$u" -lt "$FIRST_USED" ] && FIRST_USED=$u
+			[ "$u" -gt "$STOP_USED" ] && STOP_USED=$u
+			i=$((i + 1))
+		done
 		;;
 	smallfiles)
-		# 64 KiB files, 64 in a directory, until ENOSPC or the cap.
-		n=$((CAP_MIB * 16))
-		fio_run --name=small --directory="$TR_MNT" --nrfiles=$n --filesize=64k \
-			--bs=64k --rw=write --openfiles=16 --file_service_type=sequential \
-			--create_on_open=1 --fallocate=none
-		STOP_USED=$(used_blocks)
-		ACKED=$(($(echo "$FIO_RESULT" | cut -d';' -f2) * 1024))
-		ENOSPC=0
-		[ "$(echo "$FIO_RESULT" | cut -d';' -f1)" = 28 ] && ENOSPC=1
+		# Files of 4-64 KiB (random sizes), written whole and closed,
+		# until ENOSPC or the cap.
+		fio_fill "$2" small --nrfiles=$((CAP_MIB * 30 / $2)) --filesize=4k-64k \
+			--bs=4k --rw=write --openfiles=1 --file_service_type=sequential \
+			--create_on_open=1 --fallocate=none --randrepeat=1
 		;;
 	random)
-		# 4 KiB random writes into a sparse file four times the pool.
-		fio_run --name=rand --filename="$TR_MNT/sparse" --size=$((BENCH_POOL_MIB * 4))M \
-			--io_size=${CAP_MIB}M --bs=4k --rw=randwrite --fallocate=none \
+		# 4 KiB random writes, each writer into a sparse file of four
+		# times the pool.
+		fio_fill "$2" rand --size=$((BENCH_POOL_MIB * 4 / $2))M \
+			--io_size=$((CAP_MIB / $2))M --bs=4k --rw=randwrite --fallocate=none \
 			--randrepeat=1 --norandommap
-		STOP_USED=$(used_blocks)
-		ACKED=$(($(echo "$FIO_RESULT" | cut -d';' -f2) * 1024))
-		ENOSPC=0
-		[ "$(echo "$FIO_RESULT" | cut -d';' -f1)" = 28 ] && ENOSPC=1
 		;;
 	esac
 }
 
 # 1. Utilization at the first ENOSPC (and stock's outcome without one).
-echo "chunk,workload,mode,acked_bytes,enospc,used_blocks_at_stop,pool_blocks,error_lines" >$R/utilization.csv
+echo "chunk,workload,writers,mode,acked_bytes,enospc,first_used_blocks,used_blocks_at_stop,pool_blocks,error_lines,refused" >$R/utilization.csv
 echo "mode,second,used_blocks,pool_blocks,error_lines" >$R/timeline.csv
 part utilization || BENCH_CHUNKS=
+first_writers=${BENCH_WRITERS%% *}
 for chunk in $BENCH_CHUNKS; do
 	for wl in $BENCH_WORKLOADS; do
+		for writers in $BENCH_WRITERS; do
 		for mode in stock reserve; do
+			[ $mode = stock ] && [ "$writers" != "$first_writers" ] && continue
 			tr_use $mode
 			fresh "$chunk" "$BENCH_POOL_MIB" "$BENCH_THIN"
 			total=$(total_blocks)
 			timeline=0
-			if [ "$chunk" = 64K ] && [ "$wl" = sequential ]; then
+			if [ "$chunk" = 64K ] && [ "$wl" = sequential ] && [ "$writers" = "$first_writers" ]; then
 				timeline=1
 				# Every 0.2 s: the fill takes seconds on the release kernel.
 				(n=0; while :; do
@@ -146,15 +184,18 @@ for chunk in $BENCH_CHUNKS; do
 				done) >>$R/timeline.csv &
 				sampler=$!
 			fi
-			workload "$wl"
-			sync
+			workload "$wl" "$writers"
+			sync -f "$TR_MNT"
 			[ $timeline = 1 ] && { sleep 2; kill $sampler; wait $sampler 2>/dev/null; }
 			errors=$(tr_harm_lines | wc -l)
-			line="$chunk,$wl,$mode,$ACKED,$ENOSPC,$STOP_USED,$total,$errors"
+			umount "$TR_MNT"
+			refused=
+			[ $mode = reserve ] && refused=$(dmesg | sed -n 's/.*xfs_thin: .* released; \([0-9]*\) promises refused.*/\1/p' | tail -n 1)
+			line="$chunk,$wl,$writers,$mode,$ACKED,$ENOSPC,$FIRST_USED,$STOP_USED,$total,$errors,$refused"
 			echo "$line" >>$R/utilization.csv
 			echo "bench: utilization $line"
-			umount "$TR_MNT"
 			/opt/thin-reserve/publish.sh
+		done
 		done
 	done
 done
