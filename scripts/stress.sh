@@ -116,7 +116,7 @@ if [[ " $parts " == *" powercut "* ]]; then
 			if [ -z "$totals" ] || grep -q '^Bail out' "$ktap" ||
 				! grep -q '^thin-reserve-vm: finished' "$check/console.log"; then
 				why="the check did not finish (see $check/console.log)"
-			elif ! [[ $totals =~ fail:0\  ]]; then
+			elif ! [[ $totals =~ \ fail:0\  ]]; then
 				why="$(grep -m1 '^not ok' "$ktap")"
 			fi
 		fi
