@@ -94,6 +94,13 @@ fio_run() {
 		awk -F';' '{ print $5 ";" $47 ";" $48 }' | tail -n 1)
 }
 
+# stopped_at USED: a writer stopped with USED pool blocks in use; keeps
+# FIRST_USED (empty to start) and STOP_USED the lowest and the highest.
+stopped_at() {
+	if [ -z "$FIRST_USED" ] || [ "$1" -lt "$FIRST_USED" ]; then FIRST_USED=$1; fi
+	if [ "$1" -gt "$STOP_USED" ]; then STOP_USED=$1; fi
+}
+
 # fio_fill WRITERS NAME ARGS...: WRITERS fio processes (jobs NAME1...)
 # fill the filesystem together until ENOSPC or the cap; sets ACKED,
 # ENOSPC (1 if every writer stopped on ENOSPC), FIRST_USED and STOP_USED
@@ -116,8 +123,7 @@ fio_fill() {
 		r=$(cat /tmp/bench-fio.$j) u=$(cat /tmp/bench-used.$j)
 		ACKED=$((ACKED + ${r#*;} * 1024))
 		[ "${r%%;*}" = 28 ] || ENOSPC=0
-		[ -z "$FIRST_USED" ] || [ "$u" -lt "$FIRST_USED" ] && FIRST_USED=$u
-		[ "$u" -gt "$STOP_USED" ] && STOP_USED=$u
+		stopped_at "$u"
 		j=$((j + 1))
 	done
 }
@@ -138,8 +144,7 @@ workload() {
 			ACKED=$((ACKED + $(stat -c %s "$f")))
 			tr_written "$f" msg | grep -q 'No space' || ENOSPC=0
 			u=$(tr_written "$f" used)
-			[ -z "$FIRST_USED" ] || [ "$u" -lt "$FIRST_USED" ] && FIRST_USED=$u
-			[ "$u" -gt "$STOP_USED" ] && STOP_USED=$u
+			stopped_at "$u"
 			i=$((i + 1))
 		done
 		;;
