@@ -48,10 +48,11 @@
 //!
 //! Some metadata is allocated without a promise first (free-list blocks,
 //! per-AG btree reservations), and transactions allowed into XFS's reserve
-//! pool must not fail when the pool is full. The device holds a fixed
-//! allowance of thin blocks beyond the worst case for them
-//! ([`ThinFs::metadata_allowance`]); provisioning such metadata draws on it
-//! and every later call tops it up while the pool has room.
+//! pool must not fail when the pool is full. The device holds an
+//! allowance of thin blocks beyond the worst case for them, sized by the
+//! thin block size and the number of AGs ([`ThinFs::metadata_allowance`]);
+//! provisioning such metadata draws on it and every later call tops it up
+//! while the pool has room.
 
 use super::policy::ThinFs;
 
