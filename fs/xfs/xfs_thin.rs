@@ -476,6 +476,10 @@ impl Shim for ThinMount {
         self.release_freed(daddr, blocks, free_daddr, free_blocks);
     }
 
+    fn flush_again(&self, mark: &mut u64) -> bool {
+        self.with(|books, _dev| books.flush_again(mark))
+    }
+
     /// `len` sectors at `daddr` hold metadata the filesystem rewrites soon
     /// after any snapshot (its log, its AG headers).
     fn pin(&self, daddr: u64, len: u64) -> Result {

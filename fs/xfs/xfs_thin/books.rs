@@ -150,6 +150,10 @@ pub struct Books {
     returning: u64,
     /// Thin blocks held for the delayed allocation extents.
     delalloc_cost: u64,
+    /// Delayed blocks added to or taken from the delayed extents so far
+    /// (written, allocated by write-back, deleted), wrapping: what
+    /// [`Books::flush_again`] compares to tell whether anything moved.
+    delalloc_moved: u64,
     /// Thin blocks held for allocated extents whose provisioning failed
     /// (a fatal signal, a suspend that outlasted the retries, no memory):
     /// the device draws on its own reservation first when their writes map
@@ -184,6 +188,7 @@ impl Books {
             extent_cost: 0,
             returning: 0,
             delalloc_cost: 0,
+            delalloc_moved: 0,
             unprovisioned: 0,
             held: 0,
             sets: 0,
@@ -308,7 +313,10 @@ impl Books {
                 .saturating_add(self.fs.extent_thin_blocks(lens[1]))
         };
         let (old, new) = (cost(before), cost(after));
+        let blocks = |lens: [u64; 2]| lens[0].saturating_add(lens[1]);
+        let moved = blocks(before).abs_diff(blocks(after));
         if new <= old {
+            self.delalloc_moved = self.delalloc_moved.wrapping_add(moved);
             match self.delalloc_cost.checked_sub(old - new) {
                 Some(left) => self.delalloc_cost = left,
                 None => {
@@ -331,8 +339,10 @@ impl Books {
                 self.delalloc_cost = previous;
                 return Err(refusal);
             }
+            self.delalloc_moved = self.delalloc_moved.wrapping_add(moved);
             return Ok(());
         }
+        self.delalloc_moved = self.delalloc_moved.wrapping_add(moved);
         self.settle(dev);
         if self
             .target(self.promised, self.extent_cost)
@@ -656,6 +666,23 @@ impl Books {
         } else if self.held - need > 2 * GROW_HEADROOM {
             let _ = self.set(dev, need.saturating_add(GROW_HEADROOM));
         }
+    }
+
+    /// A buffered write was refused. XFS writes back the filesystem's
+    /// dirty data and retries once, and then again as long as this says
+    /// so: the delayed extents changed since the previous refusal of this
+    /// write (`mark` keeps what was seen, 0 before the first). A delayed
+    /// extent holds all that its blocks could touch, usually far more than
+    /// write-back allocates, so a change means space may have come back:
+    /// write-back allocated delayed blocks, or another writer added some,
+    /// which the pool backed and the next write-back allocates. Delayed
+    /// extents that stay as they are (nothing is written, nothing is left
+    /// to write back) end the retries and the refusal stands.
+    pub fn flush_again(&self, mark: &mut u64) -> bool {
+        let seen = self.delalloc_moved.wrapping_add(1);
+        let moved = *mark != 0 && *mark != seen;
+        *mark = seen;
+        moved
     }
 
     /// Filesystem blocks promised and not yet allocated.

@@ -158,6 +158,9 @@ pub(crate) trait Shim: Sized + Send + Sync {
     fn pin(&self, daddr: u64, len: u64) -> Result;
     /// Freed blocks joined a free extent.
     fn released(&self, daddr: u64, blocks: u64, free_daddr: u64, free_blocks: u64);
+    /// A buffered write was refused: whether XFS should write back and
+    /// retry it (again).
+    fn flush_again(&self, mark: &mut u64) -> bool;
 }
 
 /// Turns XFS's `m_thin` back into the mount.
@@ -295,6 +298,20 @@ unsafe extern "C" fn delalloc<T: Shim>(
     errno(unsafe { shim::<T>(thin) }.delalloc([before0, before1], [after0, after1], reserve))
 }
 
+/// `xfs_thin_ops.flush_again`.
+///
+/// # Safety
+///
+/// Called by XFS only, as the trampolines' contract above says, with a
+/// valid, writable `mark`.
+unsafe extern "C" fn flush_again<T: Shim>(thin: *mut c_void, mark: *mut u64) -> bool {
+    // SAFETY: XFS passes a valid pointer to a `u64` of its own for the
+    // duration of the call; nothing else refers to it meanwhile.
+    let mark = unsafe { &mut *mark };
+    // SAFETY: See the trampolines' contract above.
+    unsafe { shim::<T>(thin) }.flush_again(mark)
+}
+
 /// `T`'s operations registered with XFS, for as long as this lives.
 pub(crate) struct Registration<T: Shim> {
     table: KBox<bindings::xfs_thin_ops>,
@@ -329,6 +346,7 @@ impl<T: Shim> Registration<T> {
                 overwrite: Some(overwrite::<T>),
                 pin: Some(pin::<T>),
                 released: Some(released::<T>),
+                flush_again: Some(flush_again::<T>),
             },
             GFP_KERNEL,
         )?;
