@@ -150,8 +150,16 @@ struct ThinMount {
     /// after growfs; releases do not use it).
     fs: ThinFs,
     #[pin]
-    books: Mutex<(Books, RefusalLog)>,
+    books: Mutex<State>,
     cost: Cost,
+}
+
+/// What the mount's mutex protects.
+struct State {
+    books: Books,
+    log: RefusalLog,
+    /// Free blocks of each AG's head, as XFS last reported them.
+    heads: KVec<u32>,
 }
 
 /// When the log last said that a mount refuses promises, so that a full
@@ -181,9 +189,9 @@ impl ThinMount {
     /// Runs `f` on the books, with a device handle, under the mount's mutex.
     fn with<R>(&self, f: impl FnOnce(&mut Books, &mut Device<'_>) -> R) -> R {
         let mut dev = self.device();
-        let mut books = self.books.lock();
+        let mut state = self.books.lock();
         self.cost.hooks.fetch_add(1, Ordering::Relaxed);
-        f(&mut books.0, &mut dev)
+        f(&mut state.books, &mut dev)
     }
 
     /// Makes a promise of `blocks` with `make` under the mount's mutex; logs
@@ -196,7 +204,7 @@ impl ThinMount {
         let mut dev = self.device();
         let mut guard = self.books.lock();
         self.cost.hooks.fetch_add(1, Ordering::Relaxed);
-        let (books, log) = &mut *guard;
+        let State { books, log, .. } = &mut *guard;
         let result = make(books, &mut dev);
         if result == Err(Refusal::NoSpace) {
             log.refused(books, &self.dev, blocks);
@@ -252,12 +260,17 @@ impl RefusalLog {
         let refused = books.stats().refused;
         let (major, minor) = dev.dev();
         pr_info!(
-            "{}:{}: pool cannot back {} more blocks ({} promised, {} thin blocks held); {} refusals since the last line\n",
+            "{}:{}: pool cannot back {} more blocks ({} promised, {} thin blocks held: {} for delayed extents, {} for single extents, {} allowance; heads {} blocks of room, {} short); {} refusals since the last line\n",
             major,
             minor,
             blocks,
             books.promised(),
             books.held(),
+            books.delalloc_cost(),
+            books.extent_cost(),
+            books.allowance(),
+            books.heads().room(),
+            books.heads().short(),
             refused.saturating_sub(self.refused_then)
         );
         *self = RefusalLog {
@@ -292,7 +305,9 @@ impl Shim for ThinMount {
             dev,
             cost: &opening,
         };
-        let mut books = Books::new(fs, geo.agcount);
+        let agcount = usize::try_from(geo.agcount).map_err(|_| EINVAL)?;
+        let heads = KVec::from_elem(0u32, agcount, GFP_KERNEL)?;
+        let mut books = Books::new(fs, geo.agcount, geo.head_slack);
         books.open(&mut device).map_err(|e| match e {
             DeviceError::NoSpace => ENOSPC,
             DeviceError::Failed(ret) => Error::from_errno(ret),
@@ -302,7 +317,14 @@ impl Shim for ThinMount {
             pin_init!(ThinMount {
                 dev,
                 fs,
-                books <- new_mutex!((books, RefusalLog::default()), "xfs_thin::ThinMount::books"),
+                books <- new_mutex!(
+                    State {
+                        books,
+                        log: RefusalLog::default(),
+                        heads,
+                    },
+                    "xfs_thin::ThinMount::books"
+                ),
                 cost: Cost::default(),
             }),
             GFP_KERNEL,
@@ -311,12 +333,12 @@ impl Shim for ThinMount {
             Ok(mounted) => mounted,
             Err(e) => {
                 // Nothing refers to the reservation yet: give it back.
-                let _ = Books::new(fs, geo.agcount).close(&mut device);
+                let _ = Books::new(fs, geo.agcount, geo.head_slack).close(&mut device);
                 return Err(e);
             }
         };
         {
-            let books = &mounted.books.lock().0;
+            let books = &mounted.books.lock().books;
             pr_info!(
                 "{}:{}: reserving, thin block {} sectors, fs block {} sectors, allowance {} thin blocks, {} held\n",
                 major,
@@ -382,8 +404,8 @@ impl Shim for ThinMount {
         );
     }
 
-    fn reserve(&self, blocks: u64, rsvd: bool) -> Result {
-        self.promise(blocks, |books, dev| books.reserve(dev, blocks, rsvd))
+    fn reserve(&self, blocks: u64, rsvd: bool, meta: bool) -> Result {
+        self.promise(blocks, |books, dev| books.reserve(dev, blocks, rsvd, meta))
     }
 
     fn unreserve(&self, blocks: u64) {
@@ -422,7 +444,20 @@ impl Shim for ThinMount {
         let (major, minor) = self.dev.dev();
         match thin_fs(&geo) {
             Ok(fs) => {
-                self.with(|books, dev| books.resize(dev, fs, geo.agcount));
+                let mut dev = self.device();
+                let mut state = self.books.lock();
+                self.cost.hooks.fetch_add(1, Ordering::Relaxed);
+                let known = state.heads.len();
+                let added = usize::try_from(geo.agcount)
+                    .unwrap_or(known)
+                    .saturating_sub(known);
+                // New AGs count as short until XFS counts their heads; if
+                // there is no memory for them, their reports are ignored
+                // and they stay short, which only holds more.
+                let _ = state.heads.extend_with(added, 0, GFP_KERNEL);
+                let added = u32::try_from(added).unwrap_or(u32::MAX);
+                state.books.resize(&mut dev, fs, added);
+                drop(state);
                 pr_info!(
                     "{}:{}: filesystem resized to {} sectors in {} allocation groups\n",
                     major,
@@ -478,6 +513,18 @@ impl Shim for ThinMount {
 
     fn flush_again(&self, mark: &mut u64) -> bool {
         self.with(|books, _dev| books.flush_again(mark))
+    }
+
+    fn headroom(&self, agno: u32, free: u32) {
+        let mut dev = self.device();
+        let mut state = self.books.lock();
+        self.cost.hooks.fetch_add(1, Ordering::Relaxed);
+        let State { books, heads, .. } = &mut *state;
+        let Some(head) = usize::try_from(agno).ok().and_then(|i| heads.get_mut(i)) else {
+            return;
+        };
+        let old = core::mem::replace(head, free);
+        books.head(&mut dev, agno, old, free);
     }
 
     /// `len` sectors at `daddr` hold metadata the filesystem rewrites soon

@@ -8,10 +8,15 @@
 //! # What XFS reports, and what it means here
 //!
 //! * [`Books::reserve`]: free blocks leave XFS's free pool to back a promise
-//!   (a transaction's block reservation, a delayed allocation). They may be
-//!   allocated later without asking again, so the device must hold the worst
-//!   case for them ([`ThinFs::worst_case_thin_blocks`]) before XFS may take
-//!   them. This is the one call that can refuse (`-ENOSPC` to the writer).
+//!   (a transaction's block reservation, a delayed allocation's indirect
+//!   blocks). They may be allocated later without asking again, so the
+//!   device must hold the worst case for them before XFS may take them: a
+//!   thin block a block ([`ThinFs::worst_case_thin_blocks`]), or for
+//!   metadata, nothing for what the AGs' heads have room for
+//!   ([`ThinFs::metadata_thin_blocks`]). This is the one call that can
+//!   refuse (`-ENOSPC` to the writer).
+//! * [`Books::head`]: the free blocks of an AG's head, where XFS allocates
+//!   metadata first, changed.
 //! * [`Books::unreserve`]: blocks return to the free pool: unused parts of
 //!   promises, and freed blocks as their transaction commits.
 //! * [`Books::allocated`]: an extent was allocated. It is provisioned on the
@@ -48,19 +53,14 @@
 //!
 //! Some metadata is allocated without a promise first (free-list blocks,
 //! per-AG btree reservations), and transactions allowed into XFS's reserve
-//! pool must not fail when the pool is full. The device holds an
-//! allowance of thin blocks beyond the worst case for them, sized by the
-//! thin block size and the number of AGs ([`ThinFs::metadata_allowance`]);
-//! provisioning such metadata draws on it and every later call tops it up
-//! while the pool has room.
+//! pool must not fail when the pool is full. The AGs' heads take most of
+//! it; the device holds an allowance of thin blocks beyond the worst case
+//! for the rest, sized by the thin block size and the number of AGs whose
+//! heads are short ([`ThinFs::metadata_allowance`]); provisioning such
+//! metadata draws on it and every later call tops it up while the pool has
+//! room.
 
-use super::policy::ThinFs;
-
-/// Thin blocks to ask for beyond what is needed when the reservation must
-/// grow, so that a stream of small promises does not call the device for
-/// each one. A refusal is retried for the exact need, so this never makes
-/// ENOSPC come earlier.
-pub const GROW_HEADROOM: u64 = 16;
+use super::policy::{HeadRoom, ThinFs};
 
 /// Why the device did not do what was asked.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -102,6 +102,18 @@ pub trait ReservationDevice {
         -> (u64, Result<(), DeviceError>);
 }
 
+/// Whether a promise may use the metadata allowance.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Rsvd {
+    /// No: it is refused if the pool cannot back it.
+    No,
+    /// It may use the allowance, and is refused beyond it.
+    May,
+    /// It may use the allowance, and goes ahead beyond it (a reserve-pool
+    /// transaction's blocks, which XFS cannot fail).
+    Must,
+}
+
 /// Why a promise was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Refusal {
@@ -141,8 +153,21 @@ pub struct Stats {
 pub struct Books {
     fs: ThinFs,
     allowance: u64,
+    /// The AGs' heads, where XFS puts metadata first.
+    heads: HeadRoom,
     /// Filesystem blocks promised and not yet allocated.
     promised: u64,
+    /// The part of `promised` that may be file data, or metadata XFS did
+    /// not say was metadata: each block of it may need a thin block of its
+    /// own. The rest is metadata, which the heads' room backs first
+    /// ([`ThinFs::metadata_thin_blocks`]). Blocks that leave `promised`
+    /// without saying which kind they were leave the metadata first, which
+    /// keeps the worst case: a block of `plain` can cost more, never less.
+    plain: u64,
+    /// The part of the metadata promised by reserve-pool transactions,
+    /// which may use the heads' room kept for them: the first to leave,
+    /// since their blocks can cost the least.
+    rsvd: u64,
     /// Thin blocks held for single-extent promises not yet allocated.
     extent_cost: u64,
     /// Filesystem blocks freed (or grown) whose transaction has not yet
@@ -179,12 +204,18 @@ pub struct Allocation {
 }
 
 impl Books {
-    /// Books for `fs` with `agcount` allocation groups; nothing held yet.
-    pub fn new(fs: ThinFs, agcount: u32) -> Self {
+    /// Books for `fs` with `agcount` allocation groups, each keeping
+    /// `head_slack` free blocks of its head for its own btrees; nothing held
+    /// yet, no head counted.
+    pub fn new(fs: ThinFs, agcount: u32, head_slack: u64) -> Self {
+        let heads = HeadRoom::new(agcount, head_slack);
         Self {
             fs,
-            allowance: fs.metadata_allowance(agcount),
+            allowance: fs.metadata_allowance(heads.short(), heads.room()),
+            heads,
             promised: 0,
+            plain: 0,
+            rsvd: 0,
             extent_cost: 0,
             returning: 0,
             delalloc_cost: 0,
@@ -211,6 +242,8 @@ impl Books {
     pub fn close(&mut self, dev: &mut impl ReservationDevice) -> (u64, Result<(), DeviceError>) {
         let left = self.promised.saturating_add(self.returning);
         self.promised = 0;
+        self.plain = 0;
+        self.rsvd = 0;
         self.returning = 0;
         self.unprovisioned = 0;
         let unended = self.extent_cost.saturating_add(self.delalloc_cost);
@@ -223,11 +256,17 @@ impl Books {
     }
 
     /// The thin blocks the device must hold while `promised` filesystem
-    /// blocks are promised one by one and `extent_cost` thin blocks are held
-    /// for single-extent promises.
-    fn target(&self, promised: u64, extent_cost: u64) -> Option<u64> {
+    /// blocks are promised one by one, `plain` of them not known to be
+    /// metadata, and `extent_cost` thin blocks are held for single-extent
+    /// promises.
+    fn target(&self, promised: u64, plain: u64, rsvd: u64, extent_cost: u64) -> Option<u64> {
+        let plain = plain.min(promised);
         self.fs
-            .worst_case_thin_blocks(promised)
+            .worst_case_thin_blocks(plain)
+            .checked_add(
+                self.fs
+                    .metadata_thin_blocks(promised - plain, rsvd, self.heads.room()),
+            )?
             .checked_add(extent_cost)?
             .checked_add(self.delalloc_cost)?
             .checked_add(self.unprovisioned)?
@@ -248,24 +287,41 @@ impl Books {
         Ok(())
     }
 
-    /// `blocks` free filesystem blocks are to back a promise. `rsvd` marks
-    /// transactions XFS lets into its reserve pool; they may use the
-    /// metadata allowance when the pool is full.
+    /// `blocks` free filesystem blocks are to back a promise, of metadata
+    /// if `meta` says so. `rsvd` marks transactions XFS lets into its
+    /// reserve pool; they may use the metadata allowance when the pool is
+    /// full, and are not refused even beyond it (an allowance overdraw).
     pub fn reserve(
         &mut self,
         dev: &mut impl ReservationDevice,
         blocks: u64,
         rsvd: bool,
+        meta: bool,
     ) -> Result<(), Refusal> {
         if blocks == 0 {
             return Ok(());
         }
-        let Some(promised) = self.promised.checked_add(blocks) else {
+        let promised = self.promised.checked_add(blocks);
+        let plain = if meta {
+            Some(self.plain)
+        } else {
+            self.plain.checked_add(blocks)
+        };
+        let reserve_pool = if meta && rsvd {
+            self.rsvd.checked_add(blocks)
+        } else {
+            Some(self.rsvd)
+        };
+        let (Some(promised), Some(plain), Some(reserve_pool)) = (promised, plain, reserve_pool)
+        else {
             self.stats.refused += 1;
             return Err(Refusal::Overflow);
         };
-        self.grant(dev, promised, self.extent_cost, rsvd)?;
+        let rsvd = if rsvd { Rsvd::Must } else { Rsvd::No };
+        self.grant(dev, promised, plain, reserve_pool, self.extent_cost, rsvd)?;
         self.promised = promised;
+        self.plain = plain;
+        self.rsvd = reserve_pool;
         Ok(())
     }
 
@@ -285,7 +341,8 @@ impl Books {
             self.stats.refused += 1;
             return Err(Refusal::Overflow);
         };
-        self.grant(dev, self.promised, extent_cost, rsvd)?;
+        let rsvd = if rsvd { Rsvd::May } else { Rsvd::No };
+        self.grant(dev, self.promised, self.plain, self.rsvd, extent_cost, rsvd)?;
         self.extent_cost = extent_cost;
         Ok(())
     }
@@ -335,7 +392,14 @@ impl Books {
         let previous = self.delalloc_cost;
         self.delalloc_cost = total;
         if reserve {
-            if let Err(refusal) = self.grant(dev, self.promised, self.extent_cost, false) {
+            if let Err(refusal) = self.grant(
+                dev,
+                self.promised,
+                self.plain,
+                self.rsvd,
+                self.extent_cost,
+                Rsvd::No,
+            ) {
                 self.delalloc_cost = previous;
                 return Err(refusal);
             }
@@ -345,7 +409,7 @@ impl Books {
         self.delalloc_moved = self.delalloc_moved.wrapping_add(moved);
         self.settle(dev);
         if self
-            .target(self.promised, self.extent_cost)
+            .target(self.promised, self.plain, self.rsvd, self.extent_cost)
             .is_some_and(|need| need > self.held)
         {
             self.stats.overdraws = self.stats.overdraws.saturating_add(1);
@@ -371,18 +435,31 @@ impl Books {
         &mut self,
         dev: &mut impl ReservationDevice,
         promised: u64,
+        plain: u64,
+        reserve_pool: u64,
         extent_cost: u64,
-        rsvd: bool,
+        rsvd: Rsvd,
     ) -> Result<(), Refusal> {
-        let Some(need) = self.target(promised, extent_cost) else {
+        let Some(need) = self.target(promised, plain, reserve_pool, extent_cost) else {
             self.stats.refused += 1;
             return Err(Refusal::Overflow);
         };
         if need <= self.held
-            || self.set(dev, need.saturating_add(GROW_HEADROOM)).is_ok()
+            || self
+                .set(dev, need.saturating_add(self.fs.grow_headroom()))
+                .is_ok()
             || self.set(dev, need).is_ok()
-            || (rsvd && need.saturating_sub(self.allowance) <= self.held)
+            || (rsvd != Rsvd::No && need.saturating_sub(self.allowance) <= self.held)
         {
+            return Ok(());
+        }
+        if rsvd == Rsvd::Must {
+            // XFS cannot fail a reserve-pool transaction without losing
+            // data (an unwritten extent conversion at I/O completion) or
+            // leaving an inode on the unlinked list: it goes ahead on what
+            // the heads and the allowance hold, and the overdraw is
+            // counted.
+            self.stats.overdraws = self.stats.overdraws.saturating_add(1);
             return Ok(());
         }
         self.stats.refused += 1;
@@ -395,13 +472,35 @@ impl Books {
         self.settle(dev);
     }
 
-    /// growfs made the filesystem `fs_sectors` long with `agcount`
-    /// allocation groups: the cap on what promises can map, and the
-    /// metadata allowance, follow.
-    pub fn resize(&mut self, dev: &mut impl ReservationDevice, fs: ThinFs, agcount: u32) {
+    /// growfs made the filesystem `fs_sectors` long with `added` more
+    /// allocation groups (their heads not counted yet): the cap on what
+    /// promises can map, and the metadata allowance, follow.
+    pub fn resize(&mut self, dev: &mut impl ReservationDevice, fs: ThinFs, added: u32) {
         self.fs = fs;
-        self.allowance = fs.metadata_allowance(agcount);
+        self.heads.grow(added);
+        self.allowance = fs.metadata_allowance(self.heads.short(), self.heads.room());
         self.settle(dev);
+    }
+
+    /// AG `agno`'s head went from `old` free blocks to `new` (XFS reports
+    /// them rounded down, so never more than it has). Metadata allocated
+    /// there cost nothing; unpromised metadata that took head blocks may
+    /// leave the promises needing more than is held, which cannot be
+    /// refused: the device is asked, and an allowance overdraw counted if
+    /// it cannot.
+    pub fn head(&mut self, dev: &mut impl ReservationDevice, agno: u32, old: u32, new: u32) {
+        self.heads.replace(agno, old, new);
+        self.allowance = self
+            .fs
+            .metadata_allowance(self.heads.short(), self.heads.room());
+        self.settle(dev);
+        if new < old
+            && self
+                .target(self.promised, self.plain, self.rsvd, self.extent_cost)
+                .is_some_and(|need| need > self.held)
+        {
+            self.stats.overdraws = self.stats.overdraws.saturating_add(1);
+        }
     }
 
     /// `blocks` filesystem blocks from sector `daddr` were allocated,
@@ -508,7 +607,7 @@ impl Books {
     /// the target, or if the pool cannot back that, what `held` says, which
     /// is no more than the device holds and so always succeeds.
     fn resync(&mut self, dev: &mut impl ReservationDevice) {
-        let Some(need) = self.target(self.promised, self.extent_cost) else {
+        let Some(need) = self.target(self.promised, self.plain, self.rsvd, self.extent_cost) else {
             return;
         };
         if self.set(dev, need).is_err() {
@@ -617,6 +716,11 @@ impl Books {
                 self.promised = u64::MAX;
             }
         }
+        // They may be allocated for anything: counted as plain.
+        self.plain = self
+            .plain
+            .saturating_add(blocks)
+            .min(self.promised - self.rsvd.min(self.promised));
         self.settle(dev);
     }
 
@@ -643,7 +747,9 @@ impl Books {
         }
     }
 
-    /// Stops counting `blocks` as promised.
+    /// Stops counting `blocks` as promised: reserve-pool metadata first,
+    /// then other metadata, then plain promises, the order in which their
+    /// blocks may cost more ([`Books::plain`], [`Books::rsvd`]).
     fn forget(&mut self, blocks: u64) {
         match self.promised.checked_sub(blocks) {
             Some(promised) => self.promised = promised,
@@ -652,19 +758,22 @@ impl Books {
                 self.promised = 0;
             }
         }
+        self.rsvd = self.rsvd.saturating_sub(blocks);
+        self.plain = self.plain.min(self.promised - self.rsvd.min(self.promised));
     }
 
     /// Brings the device's reservation back towards the target: tops up
     /// what provisioning drew on, gives back what is no longer needed.
     /// Failures leave the books as they were; the next call tries again.
     fn settle(&mut self, dev: &mut impl ReservationDevice) {
-        let Some(need) = self.target(self.promised, self.extent_cost) else {
+        let Some(need) = self.target(self.promised, self.plain, self.rsvd, self.extent_cost) else {
             return;
         };
+        let headroom = self.fs.grow_headroom();
         if self.held < need {
             let _ = self.set(dev, need);
-        } else if self.held - need > 2 * GROW_HEADROOM {
-            let _ = self.set(dev, need.saturating_add(GROW_HEADROOM));
+        } else if self.held - need > headroom.saturating_mul(2) {
+            let _ = self.set(dev, need.saturating_add(headroom));
         }
     }
 
@@ -699,8 +808,13 @@ impl Books {
     /// promises, what single-extent promises and delayed extents can touch,
     /// and the metadata allowance.
     pub fn need(&self) -> u64 {
-        self.target(self.promised, self.extent_cost)
+        self.target(self.promised, self.plain, self.rsvd, self.extent_cost)
             .unwrap_or(u64::MAX)
+    }
+
+    /// The AGs' heads as the books count them.
+    pub fn heads(&self) -> HeadRoom {
+        self.heads
     }
 
     /// Thin blocks held for the delayed allocation extents.

@@ -31,6 +31,9 @@ pub(crate) struct Geometry {
     pub(crate) thin_block_sectors: u64,
     /// Allocation groups.
     pub(crate) agcount: u32,
+    /// Free blocks of every AG's head that metadata which may live in any
+    /// AG leaves to the AG's own btrees (`XFS_THIN_HEAD_SLACK`).
+    pub(crate) head_slack: u64,
 }
 
 impl Geometry {
@@ -40,6 +43,7 @@ impl Geometry {
             fs_sectors: geo.fs_sectors,
             thin_block_sectors: geo.thin_block_sectors,
             agcount: geo.agcount,
+            head_slack: u64::from(bindings::XFS_THIN_HEAD_SLACK),
         }
     }
 }
@@ -130,8 +134,9 @@ pub(crate) trait Shim: Sized + Send + Sync {
     fn mount(dev: ThinDevice, geo: Geometry) -> Result<Pin<KBox<Self>>>;
     /// The filesystem is gone; give everything back.
     fn unmount(self: Pin<KBox<Self>>);
-    /// Free blocks leave the free pool to back a promise.
-    fn reserve(&self, blocks: u64, rsvd: bool) -> Result;
+    /// Free blocks leave the free pool to back a promise (`meta`: of
+    /// metadata only).
+    fn reserve(&self, blocks: u64, rsvd: bool, meta: bool) -> Result;
     /// Promised blocks return to the free pool.
     fn unreserve(&self, blocks: u64);
     /// An extent was allocated.
@@ -161,6 +166,8 @@ pub(crate) trait Shim: Sized + Send + Sync {
     /// A buffered write was refused: whether XFS should write back and
     /// retry it (again).
     fn flush_again(&self, mark: &mut u64) -> bool;
+    /// An AG's head has `free` free blocks that are not busy.
+    fn headroom(&self, agno: u32, free: u32);
 }
 
 /// Turns XFS's `m_thin` back into the mount.
@@ -255,7 +262,7 @@ macro_rules! trampoline {
     };
 }
 
-trampoline!(reserve(blocks: u64, rsvd: bool) -> c_int);
+trampoline!(reserve(blocks: u64, rsvd: bool, meta: bool) -> c_int);
 trampoline!(unreserve(blocks: u64));
 trampoline!(allocated(daddr: u64, blocks: u64, from_reservation: u64));
 trampoline!(freed(blocks: u64));
@@ -267,6 +274,7 @@ trampoline!(returned(blocks: u64));
 trampoline!(overwrite(daddr: u64, len: u64, written: bool) -> c_int);
 trampoline!(pin(daddr: u64, len: u64) -> c_int);
 trampoline!(released(daddr: u64, blocks: u64, free_daddr: u64, free_blocks: u64));
+trampoline!(headroom(agno: u32, free: u32));
 
 /// `xfs_thin_ops.resize`.
 ///
@@ -347,6 +355,7 @@ impl<T: Shim> Registration<T> {
                 pin: Some(pin::<T>),
                 released: Some(released::<T>),
                 flush_again: Some(flush_again::<T>),
+                headroom: Some(headroom::<T>),
             },
             GFP_KERNEL,
         )?;

@@ -148,32 +148,166 @@ impl ThinFs {
         ))
     }
 
-    /// Thin blocks held beyond the worst case for the filesystem's promises:
-    /// metadata XFS allocates without promising blocks first (free-list
-    /// blocks btrees take, per-AG btree reservations) and reserve-pool
-    /// transactions near a full pool.
+    /// Thin blocks that `meta` filesystem blocks promised one by one for
+    /// metadata can need, `rsvd` of them by reserve-pool transactions, when
+    /// the AGs' heads have `room` free blocks beyond their slack
+    /// ([`HeadRoom`]).
     ///
-    /// Reserve-pool promises are counted a thin block per filesystem block,
-    /// like every one-by-one promise, so their part is a number of thin
-    /// blocks whatever their size. The per-AG part is for the blocks an
-    /// allocation group's own metadata takes while the pool cannot top the
-    /// allowance up; XFS keeps them together (free-list refills take the
-    /// smallest free extents, btree blocks are allocated near their
-    /// neighbours), so a larger thin block holds more of them: each AG gets
-    /// [`METADATA_ALLOWANCE_PER_AG_SECTORS`] of thin blocks, and at least one
-    /// whole thin block.
-    pub fn metadata_allowance(&self, agcount: u32) -> u64 {
+    /// XFS allocates metadata in the head of an AG first, its first pool
+    /// block, which the AG headers keep provisioned: metadata there needs no
+    /// new pool blocks. Metadata that may live in any AG goes to a head with
+    /// more than the slack free while one has it, the last AG's last, and
+    /// every such allocation takes one of those blocks: even a transaction
+    /// that may lock no AG but the last finds `room` of them there.
+    /// Metadata nobody promised (free-list refills, per-AG btrees) also
+    /// takes head blocks, and may take them from that room:
+    /// [`UNPROMISED_HEAD_BLOCKS`] of it are left to it. Of the rest, up to
+    /// [`RESERVE_POOL_HEAD_BLOCKS`] are kept for reserve-pool promises
+    /// (unwritten extent conversion must not fail on a full pool), and the
+    /// others back every metadata promise; so promised metadata within
+    /// those two shares costs nothing, and only the rest may each need a
+    /// thin block of its own. (An AG's own btrees use its head, slack
+    /// included, and beyond it the per-AG allowance.)
+    pub fn metadata_thin_blocks(&self, meta: u64, rsvd: u64, room: u64) -> u64 {
+        let room = room.saturating_sub(UNPROMISED_HEAD_BLOCKS);
+        let band = room.min(RESERVE_POOL_HEAD_BLOCKS);
+        let exempt = rsvd.min(meta).min(band);
+        let rest = meta - exempt;
+        self.worst_case_thin_blocks(rest.saturating_sub(room - band))
+    }
+
+    /// Thin blocks held beyond the worst case for the filesystem's promises:
+    /// for metadata XFS allocates without promising blocks first (free-list
+    /// blocks btrees take, per-AG btree reservations) and reserve-pool
+    /// transactions near a full pool, with `short` of the filesystem's AGs
+    /// whose heads have no more than their slack free, and `room` free
+    /// blocks beyond the slack in the heads ([`HeadRoom::room`]).
+    ///
+    /// An AG's own metadata goes to its head first, which costs the pool
+    /// nothing; an AG whose head is short gets
+    /// [`METADATA_ALLOWANCE_PER_AG_SECTORS`] of thin blocks, at least one,
+    /// for what its metadata takes beyond the head while the pool cannot top
+    /// the allowance up. Reserve-pool transactions (unwritten extent
+    /// conversion, which must not fail) may draw on the allowance when the
+    /// pool is full: every filesystem gets [`METADATA_ALLOWANCE_BASE_SECTORS`]
+    /// for them, at least a thin block, and at least a thin block for each
+    /// of the [`RESERVE_POOL_HEAD_BLOCKS`] blocks of their promises that the
+    /// heads have no room for ([`ThinFs::metadata_thin_blocks`]).
+    pub fn metadata_allowance(&self, short: u32, room: u64) -> u64 {
         let per_ag = METADATA_ALLOWANCE_PER_AG_SECTORS
             .div_ceil(self.thin.sectors())
             .max(1);
-        METADATA_ALLOWANCE_BASE.saturating_add(per_ag.saturating_mul(u64::from(agcount)))
+        let band = room
+            .saturating_sub(UNPROMISED_HEAD_BLOCKS)
+            .min(RESERVE_POOL_HEAD_BLOCKS);
+        let base = METADATA_ALLOWANCE_BASE_SECTORS
+            .div_ceil(self.thin.sectors())
+            .max(1)
+            .max(RESERVE_POOL_HEAD_BLOCKS - band);
+        base.saturating_add(per_ag.saturating_mul(u64::from(short)))
+    }
+
+    /// Thin blocks to ask for beyond the need when the reservation must
+    /// grow, so that a stream of small promises does not call the device
+    /// for each one: [`GROW_HEADROOM_SECTORS`], at least one thin block. A
+    /// refusal is retried for the exact need, and the books give back what
+    /// they hold beyond twice this, so that near a full pool no more than
+    /// about a megabyte is held for nothing, whatever the thin block size.
+    pub fn grow_headroom(&self) -> u64 {
+        GROW_HEADROOM_SECTORS.div_ceil(self.thin.sectors()).max(1)
     }
 }
 
-/// Thin blocks of metadata allowance every filesystem gets.
-pub const METADATA_ALLOWANCE_BASE: u64 = 16;
+/// Sectors of metadata allowance every filesystem gets (1 MiB: sixteen
+/// 64 KiB thin blocks, dm-thin's smallest), rounded up to whole thin blocks.
+pub const METADATA_ALLOWANCE_BASE_SECTORS: u64 = 2048;
 
-/// Sectors of metadata allowance per allocation group (256 KiB: four
-/// 64 KiB thin blocks, dm-thin's smallest), rounded up to whole thin
-/// blocks.
+/// Sectors of metadata allowance per allocation group whose head is short
+/// (256 KiB: four 64 KiB thin blocks), rounded up to whole thin blocks.
 pub const METADATA_ALLOWANCE_PER_AG_SECTORS: u64 = 512;
+
+/// Sectors asked for beyond the need when the reservation grows (1 MiB).
+pub const GROW_HEADROOM_SECTORS: u64 = 2048;
+
+/// Head blocks beyond the slack that promised metadata leaves to metadata
+/// nobody promised, which XFS allocates while the pool may be full: the
+/// free-list refills and per-AG btree blocks of the transactions running
+/// then (frees of files and the end of writes already promised), which
+/// take a few blocks each. Should more be taken while the pool cannot top
+/// up, the books count an allowance overdraw.
+pub const UNPROMISED_HEAD_BLOCKS: u64 = 16;
+
+/// Head blocks kept for the metadata promises of reserve-pool transactions
+/// beyond every other promise's: an unwritten extent conversion promises
+/// two bmbt splits, about ten blocks, and must not be refused on a full
+/// pool (its data would read back as zeros). Where the heads are too small
+/// for them, the allowance holds a thin block for each block short.
+pub const RESERVE_POOL_HEAD_BLOCKS: u64 = 16;
+
+/// The free blocks of the AGs' heads, as the books use them: the room
+/// beyond the slack of the last AG's head, and the AGs whose heads have no
+/// more than their slack.
+///
+/// Metadata that may live in any AG goes to the head of the AG it aims at,
+/// or else to the first head with room from the lowest AG its transaction
+/// may still lock; the last AG's head is taken last. A transaction that
+/// holds the last AG's AGF can use no other head, so the room of that head
+/// is what every promise of metadata can count on, and what the books
+/// count. XFS reports each AG's head as it changes; the caller keeps the
+/// last report of each and hands old and new here.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HeadRoom {
+    slack: u64,
+    agcount: u32,
+    last_free: u32,
+    short: u32,
+}
+
+impl HeadRoom {
+    /// `agcount` AGs whose heads are not counted yet (no room, all short),
+    /// each keeping `slack` free blocks for its own btrees.
+    pub fn new(agcount: u32, slack: u64) -> Self {
+        Self {
+            slack,
+            agcount,
+            last_free: 0,
+            short: agcount,
+        }
+    }
+
+    /// AG `agno`'s head went from `old` free blocks to `new`.
+    pub fn replace(&mut self, agno: u32, old: u32, new: u32) {
+        if agno >= self.agcount {
+            return;
+        }
+        let short = |free: u32| u32::from(u64::from(free) <= self.slack);
+        self.short = self
+            .short
+            .saturating_sub(short(old))
+            .saturating_add(short(new));
+        if agno == self.agcount - 1 {
+            self.last_free = new;
+        }
+    }
+
+    /// `added` AGs, not counted yet, joined the filesystem (growfs): the
+    /// last AG is a new one.
+    pub fn grow(&mut self, added: u32) {
+        if added == 0 {
+            return;
+        }
+        self.agcount = self.agcount.saturating_add(added);
+        self.short = self.short.saturating_add(added);
+        self.last_free = 0;
+    }
+
+    /// Free blocks of the last AG's head beyond its slack.
+    pub fn room(&self) -> u64 {
+        u64::from(self.last_free).saturating_sub(self.slack)
+    }
+
+    /// AGs whose heads have no more than their slack free.
+    pub fn short(&self) -> u32 {
+        self.short
+    }
+}

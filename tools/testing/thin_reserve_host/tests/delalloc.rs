@@ -62,7 +62,7 @@ impl World {
         let device = device_thin * thin.sectors();
         let fs = ThinFs::new(thin, fs_sectors, device).unwrap();
         let mut pool = Pool::new(thin.sectors(), capacity);
-        let mut books = Books::new(fs, 1);
+        let mut books = Books::new(fs, 1, 32);
         books.open(&mut pool).unwrap();
         World {
             fs,
@@ -222,7 +222,7 @@ impl World {
                     let b = x % self.fs_blocks;
                     if self.is_free(b) {
                         // Promised one by one, then allocated.
-                        if self.books.reserve(&mut self.pool, 1, false).is_ok() {
+                        if self.books.reserve(&mut self.pool, 1, false, false).is_ok() {
                             let r = self.allocate_promised(b);
                             prop_assert_eq!(r, Ok(()));
                         }

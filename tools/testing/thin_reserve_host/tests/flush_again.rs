@@ -41,7 +41,7 @@ impl World {
         let device = capacity * 10 * thin.sectors();
         let fs = ThinFs::new(thin, fs_sectors, device).unwrap();
         let mut pool = ModelPool::new(thin.sectors(), capacity);
-        let mut books = Books::new(fs, 1);
+        let mut books = Books::new(fs, 1, 32);
         books.open(&mut pool).unwrap();
         World {
             fs_sectors,

@@ -205,30 +205,57 @@ proptest! {
 #[test]
 fn the_metadata_allowance_follows_the_thin_block_size() {
     let fs = |thin_sectors| ThinFs::new(BlockSize::new(thin_sectors).unwrap(), 8, 1 << 30).unwrap();
-    // 64 KiB thin blocks: 16 and four a group, as before.
-    assert_eq!(fs(128).metadata_allowance(16), 16 + 4 * 16);
-    // 256 KiB: the same 256 KiB a group, one thin block.
-    assert_eq!(fs(512).metadata_allowance(16), 16 + 16);
-    // 1 MiB: never less than one whole thin block a group.
-    assert_eq!(fs(2048).metadata_allowance(16), 16 + 16);
-    // 128 KiB: two a group.
-    assert_eq!(fs(256).metadata_allowance(4), 16 + 2 * 4);
+    // Heads not counted yet (or too small to hold more than their slack):
+    // 16 thin blocks for reserve-pool promises and a share per group, as
+    // before: four 64 KiB blocks, one 256 KiB or 1 MiB block.
+    assert_eq!(fs(128).metadata_allowance(16, 0), 16 + 4 * 16);
+    assert_eq!(fs(512).metadata_allowance(16, 0), 16 + 16);
+    assert_eq!(fs(2048).metadata_allowance(16, 0), 16 + 16);
+    assert_eq!(fs(256).metadata_allowance(4, 0), 16 + 2 * 4);
+    // Heads with room for the reserve-pool band cost nothing but 1 MiB, at
+    // least a thin block.
+    assert_eq!(fs(2048).metadata_allowance(0, 200), 1);
+    assert_eq!(fs(1 << 21).metadata_allowance(0, 200), 1);
+    assert_eq!(fs(512).metadata_allowance(0, 200), 4);
+    // Heads with 22 blocks of room hold 6 of the band's 16 blocks.
+    assert_eq!(fs(512).metadata_allowance(0, 22), 10);
+}
+
+#[test]
+fn metadata_within_the_heads_room_is_free() {
+    let fs = ThinFs::new(BlockSize::new(2048).unwrap(), 8, 1 << 30).unwrap();
+    // 200 blocks of room: 16 left to unpromised metadata, 16 kept for the
+    // reserve pool, 168 for every promise.
+    assert_eq!(fs.metadata_thin_blocks(168, 0, 200), 0);
+    assert_eq!(fs.metadata_thin_blocks(169, 0, 200), 1);
+    assert_eq!(fs.metadata_thin_blocks(184, 16, 200), 0);
+    assert_eq!(fs.metadata_thin_blocks(185, 17, 200), 1);
+    // No room: a thin block a block.
+    assert_eq!(fs.metadata_thin_blocks(10, 10, 0), 10);
 }
 
 proptest! {
-    /// Every group gets at least 256 KiB and at least one thin block, and
-    /// the arithmetic never wraps, whatever the geometry.
+    /// Every short group gets at least 256 KiB and at least one thin block,
+    /// every filesystem 1 MiB and at least one, and at least one thin block
+    /// for every block of the reserve-pool band the heads cannot hold; the
+    /// arithmetic never wraps, whatever the geometry.
     #[test]
-    fn the_metadata_allowance_covers_every_group(
+    fn the_metadata_allowance_covers_every_short_group(
         thin_mult in 1u64..=(1 << 14),
-        agcount in any::<u32>(),
+        short in any::<u32>(),
+        room in any::<u64>(),
     ) {
         let thin_sectors = thin_mult * MIN_BLOCK_SECTORS;
         let fs = ThinFs::new(BlockSize::new(thin_sectors).unwrap(), 8, 1 << 40).unwrap();
-        let allowance = fs.metadata_allowance(agcount);
-        let per_ag = (allowance - 16) / u64::from(agcount.max(1));
-        prop_assert!(allowance >= 16 + u64::from(agcount));
-        if agcount > 0 {
+        let base = fs.metadata_allowance(0, room);
+        let band = room.saturating_sub(16).min(16);
+        prop_assert!(base >= 1 && base * thin_sectors >= 2048);
+        prop_assert!(base >= 16 - band);
+        prop_assert!(base == 1 || base == 16 - band || (base - 1) * thin_sectors < 2048);
+        let allowance = fs.metadata_allowance(short, room);
+        let per_ag = (allowance - base) / u64::from(short.max(1));
+        prop_assert!(allowance >= base + u64::from(short));
+        if short > 0 {
             prop_assert!(per_ag * thin_sectors >= 512);
             prop_assert!(per_ag == 1 || (per_ag - 1) * thin_sectors < 512);
         }
