@@ -209,12 +209,13 @@ impl ThinFs {
 
     /// Thin blocks to ask for beyond the need when the reservation must
     /// grow, so that a stream of small promises does not call the device
-    /// for each one: [`GROW_HEADROOM_SECTORS`], at least one thin block. A
-    /// refusal is retried for the exact need, and the books give back what
-    /// they hold beyond twice this, so that near a full pool no more than
-    /// about a megabyte is held for nothing, whatever the thin block size.
+    /// for each one: [`GROW_HEADROOM`]. It never makes ENOSPC come earlier:
+    /// a refusal is retried for the exact need, and when that fails too the
+    /// pool has no unreserved block left and the books hold less beyond
+    /// their need than the refused promise itself (they give back what
+    /// they hold beyond twice the headroom as promises end).
     pub fn grow_headroom(&self) -> u64 {
-        GROW_HEADROOM_SECTORS.div_ceil(self.thin.sectors()).max(1)
+        GROW_HEADROOM
     }
 }
 
@@ -226,8 +227,8 @@ pub const METADATA_ALLOWANCE_BASE_SECTORS: u64 = 2048;
 /// (256 KiB: four 64 KiB thin blocks), rounded up to whole thin blocks.
 pub const METADATA_ALLOWANCE_PER_AG_SECTORS: u64 = 512;
 
-/// Sectors asked for beyond the need when the reservation grows (1 MiB).
-pub const GROW_HEADROOM_SECTORS: u64 = 2048;
+/// Thin blocks asked for beyond the need when the reservation grows.
+pub const GROW_HEADROOM: u64 = 16;
 
 /// Head blocks beyond the slack that promised metadata leaves to metadata
 /// nobody promised, which XFS allocates while the pool may be full: the
