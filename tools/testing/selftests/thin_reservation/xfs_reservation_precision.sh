@@ -11,7 +11,7 @@
 # files), it never goes out of data space, nothing harmful is logged, and
 # after a remount every acknowledged byte reads back.
 #
-# Cases are CHUNK_KIB:WORKLOAD:WRITERS[:WRITE_KIB]:
+# Cases are CHUNK_KIB:WORKLOAD:WRITERS[:WRITE_KIB[:POOL_MIB]]:
 #   seq    writers appending WRITE_KIB at a time (dd), checked byte for byte
 #   small  fio writers of files of 4-64 KiB, one after another, closed
 #   rand   fio writers of random 4 KiB blocks, each block once, into sparse
@@ -19,9 +19,12 @@
 # fio writes a pattern with no zero byte, so a block lost on its way to the
 # thin device (which reads back as zeros) shows as missing bytes: after a
 # remount the files must hold as many non-zero bytes as fio was told were
-# written. The release kernel runs the whole matrix (64 KiB, 256 KiB and
+# written. The pool is 1 GiB unless POOL_MIB says otherwise; a smaller
+# pool is held to the same free space in bytes that the percentage allows
+# on 1 GiB. The release kernel runs the whole matrix (64 KiB, 256 KiB and
 # 1 MiB pool blocks; 1, 2 and 4 writers); the debug kernel runs 1 MiB pool
-# blocks with two writers of each workload, and 256 KiB blocks with two
+# blocks with two sequential writers, and with two writers of small files
+# and of random blocks on a 256 MiB pool, and 256 KiB blocks with two
 # sequential writers: there the AGs' heads are too small for the blocks
 # kept for unwritten extent conversions at I/O completion, and the
 # allowance must hold them (it once did not: writeback failed).
@@ -29,7 +32,7 @@
 . "$(dirname "$0")/lib.sh"
 
 if [ "$TR_FLAVOUR" = debug ]; then
-	: "${PRECISION_CASES:=1024:seq:2:8192 256:seq:2:1024 1024:small:2 1024:rand:2}"
+	: "${PRECISION_CASES:=1024:seq:2:8192 256:seq:2:1024 1024:small:2:4:256 1024:rand:2:4:256}"
 else
 	: "${PRECISION_CASES:=64:seq:1:4 64:seq:4:4 256:seq:2:1024 256:seq:4:4 1024:seq:1:8192 1024:seq:2:8192 1024:seq:4:1024 64:small:4 256:small:2 1024:small:1 1024:small:4 64:rand:4 256:rand:2 1024:rand:1 1024:rand:4}"
 fi
@@ -45,10 +48,11 @@ ktap_set_plan $(($(echo $PRECISION_CASES | wc -w) * 3 + 1))
 fio_writers() {
 	case $1 in
 	small)
-		opts="--nrfiles=$((2048 * 30 / $2)) --filesize=4k-64k --rw=write"
+		opts="--nrfiles=$((pool_mib * 2 * 30 / $2)) --filesize=4k-64k --rw=write"
 		opts="$opts --openfiles=1 --file_service_type=sequential --create_on_open=1" ;;
 	rand)
-		opts="--size=$((4096 / $2))M --io_size=$((2048 / $2))M --rw=randwrite" ;;
+		opts="--size=$((pool_mib * 4 / $2))M --io_size=$((pool_mib * 2 / $2))M"
+		opts="$opts --rw=randwrite" ;;
 	esac
 	j=1 pids=
 	while [ $j -le "$2" ]; do
@@ -74,16 +78,20 @@ for c in $PRECISION_CASES; do
 	wl=${rest%%:*} rest=${rest#*:}
 	writers=${rest%%:*} kib=${rest#*:}
 	[ "$kib" = "$rest" ] && kib=4
+	pool_mib=${kib#*:}
+	[ "$pool_mib" = "$kib" ] && pool_mib=1024
+	kib=${kib%%:*}
 	what="${chunk} KiB pool blocks, $writers $wl writer(s)"
+	[ "$pool_mib" = 1024 ] || what="$what, ${pool_mib} MiB pool"
 	[ "$wl" = seq ] && what="$what of ${kib} KiB writes"
 	tr_vg_create || ktap_exit_fail_msg "cannot create a volume group"
-	tr_xfs_thin_volume 1G 10G thin -c "${chunk}k"
+	tr_xfs_thin_volume "${pool_mib}M" 10G thin -c "${chunk}k"
 	tr_xfs_mount discard thin "$TR_MNT" || ktap_exit_fail_msg "mount failed"
 	tr_watch_pool
 	set -- $(tr_pool_data_blocks pool)
 	total=$2 first=$2 enospc=0 acked=0
 	if [ "$wl" = seq ]; then
-		TR_WRITE_KIB=$kib tr_run_writers "$writers" $((writers * 2048))
+		TR_WRITE_KIB=$kib tr_run_writers "$writers" $((pool_mib * 2))
 	else
 		fio_writers "$wl" "$writers"
 	fi
@@ -110,11 +118,13 @@ for c in $PRECISION_CASES; do
 	used=$1
 	floor=990
 	[ "$wl" = small ] && floor=980
+	# The free blocks that floor allows on a 1 GiB pool.
+	slack=$((1024 * 1024 * (1000 - floor) / 1000 / chunk))
 	tr_msg "$what: first ENOSPC at $(tr_percent "$(tr_permille "$first" "$total")"), $(tr_percent "$(tr_permille "$used" "$total")") once written; $((total - first)) of $total pool blocks free at the first"
 	tr_check "$what: every writer got ENOSPC ($enospc of $writers), syncfs succeeded, the pool never left rw" \
 		[ "$enospc:$synced:$pool_ok" = "$writers:0:0" ]
-	tr_check "$what: pool at least $(tr_percent $floor) used at the first ENOSPC ($(tr_percent "$(tr_permille "$first" "$total")"))" \
-		[ "$(tr_permille "$first" "$total")" -ge $floor ]
+	tr_check "$what: no more than $slack pool blocks free at the first ENOSPC ($(tr_percent $floor) of 1 GiB used; $((total - first)))" \
+		[ $((total - first)) -le $slack ]
 	umount "$TR_MNT"
 	tr_xfs_mount "" thin "$TR_MNT" || ktap_exit_fail_msg "remount failed"
 	if [ "$wl" = seq ]; then
