@@ -7,12 +7,8 @@
 # PNG plots. Not a test: it prints numbers and ratios, it does not judge.
 source "$(dirname "$0")/lib.sh"
 
-"$TR_TOP/scripts/deps.sh"
-# Debian's python3: the plots use Debian's matplotlib.
-if ! /usr/bin/python3 -c 'import matplotlib' 2>/dev/null; then
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-matplotlib >/dev/null ||
-		tr_die "cannot install python3-matplotlib for the plots"
-fi
+# Debian's python3 with Debian's matplotlib draws the plots.
+"$TR_TOP/scripts/deps.sh" --plots
 # BENCH_* settings (see tools/testing/vm/bench.sh) reach the guest's init
 # as environment through the kernel command line, lists comma-separated.
 append=""

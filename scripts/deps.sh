@@ -2,6 +2,7 @@
 # SPDX-License-Identifier: GPL-2.0
 # Install what building and testing need, skipping what is present.
 # Debian packages (apt) and bindgen-cli (crates.io); nothing else.
+# --plots: also what make demo and make bench plot with.
 source "$(dirname "$0")/lib.sh"
 
 PKGS=(
@@ -13,6 +14,9 @@ PKGS=(
 	qemu-system-x86 busybox-static lvm2 dmeventd thin-provisioning-tools xfsprogs
 	util-linux fdisk fio
 )
+
+# The plots of make demo and make bench (--plots).
+[ "${1:-}" = --plots ] && PKGS+=(python3-matplotlib)
 
 missing=()
 for p in "${PKGS[@]}"; do

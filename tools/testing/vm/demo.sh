@@ -13,6 +13,24 @@ cd /opt/thin-reserve/selftests/thin_reservation || exit 1
 
 WRITERS=3
 LIMIT_MIB=3072
+R=/results
+
+# mark WORDS: a line the host prints as progress ("# vm: ...").
+mark() { echo "thin-reserve-vm: $*" >/dev/kmsg; }
+
+# sample MODE: every second, the pool's use and the kernel's error lines so
+# far, for the plot (demo-timeline.csv); every ten, a progress line.
+sample() {
+	n=0
+	while :; do
+		set -- $(tr_pool_data_blocks pool)
+		echo "$mode,$n,$1,$2,$(tr_harm_lines | wc -l)" >>$R/demo-timeline.csv
+		[ $((n % 10)) = 0 ] &&
+			mark "phase $mode: $((n))s, pool $(tr_percent "$(tr_permille "$1" "$2")") used"
+		n=$((n + 1))
+		sleep 1
+	done
+}
 
 modprobe dm-thin-pool
 modprobe xfs
@@ -28,10 +46,16 @@ run() {
 	enabled=$(tr_dmesg_since_mark | grep -o 'Thin pool reservation [a-z]*.*' | head -n 1)
 	tr_watch_pool
 	start=$(date +%s)
+	mark "start $mode: $WRITERS writers, $LIMIT_MIB MiB at most"
+	sample &
+	sampler=$!
 	tr_run_writers $WRITERS $LIMIT_MIB
+	mark "phase $mode: writers stopped, syncfs"
 	sync -f "$TR_MNT"
 	sync_rc=$?
 	sleep 2
+	kill $sampler
+	wait $sampler 2>/dev/null
 	tr_unwatch_pool
 	modes=$(awk '{ print $8 }' "$TR_WATCH_LOG" | sort | uniq -c |
 		awk '{ printf "%s%s x%s", sep, $2, $1; sep = ", " }')
@@ -76,6 +100,7 @@ run() {
 	eval "${mode}_errors=$errors ${mode}_intact=$intact ${mode}_lost=$lost ${mode}_kept=$kept"
 	eval "${mode}_first=\"$(tr_percent "$(tr_permille "$first_used" "$total")")\""
 	tr_vg_destroy
+	mark "end $mode time=$(($(date +%s) - start))s"
 }
 
 echo "== The RFC scenario, twice: stock 6.12, then with reservations"
@@ -83,6 +108,7 @@ echo "   lvcreate --thinpool test/pool -L1G; lvcreate -T test/pool -n thin -V 10
 echo "   mkfs.xfs -f /dev/test/thin; mount /dev/test/thin /mnt -o discard"
 echo "   $WRITERS buffered writers (dd bs=4k of a known pattern), $LIMIT_MIB MiB in all at most"
 echo "   then syncfs (sync -f), remount, and compare every file with what was written"
+echo "mode,second,used_blocks,pool_blocks,error_lines" >$R/demo-timeline.csv
 run stock
 run reserve
 
