@@ -21,6 +21,8 @@ def main():
     with open(sys.argv[1], newline="") as f:
         rows = list(csv.DictReader(f))
     fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
+    # One scale for the error lines of both sides, so that none reads as none.
+    err_top = max([int(r["error_lines"]) for r in rows] + [1]) * 1.05
     for ax, mode, title in (
         (axes[0], "stock", "stock 6.12"),
         (axes[1], "reserve", "with reservations"),
@@ -37,7 +39,7 @@ def main():
         ax.set_title(title)
         ax2 = ax.twinx()
         ax2.plot(t, errs, color="tab:red", linestyle=":", label="kernel error lines")
-        ax2.set_ylim(bottom=0)
+        ax2.set_ylim(0, err_top)
         if mode == "reserve":
             ax2.set_ylabel("kernel error lines, cumulative")
         lines = ax.get_legend_handles_labels()
