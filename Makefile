@@ -17,11 +17,13 @@
 #   make vm-tests  boot the VM and run the selftests (TESTS="a.sh b.sh" for some)
 #   make shell     boot the VM with a shell on the console
 #   make harness-selftest   show that each kernel checker turns a run red
+#   make own-tree  build a tree outside the cache as docs/building.md says,
+#                  then M=$PWD against it, and load the modules in the VM
 #   make clean     remove build output and VM logs from the clone
 
 FLAVOUR ?= debug
 
-.PHONY: all demo check stress bench deps kernel modules vm-tests shell harness-selftest clean
+.PHONY: all demo check stress bench deps kernel modules vm-tests shell harness-selftest own-tree clean
 
 all: modules
 
@@ -54,6 +56,9 @@ shell: deps
 
 harness-selftest: deps
 	scripts/harness-selftest.sh
+
+own-tree:
+	scripts/own-tree.sh
 
 clean:
 	rm -rf out tools/testing/thin_reserve_host/target
