@@ -9,13 +9,17 @@
 #   4. `make -C $KDIR M=$PWD` in this clone, the literal command,
 #   5. boot that kernel with those modules and run module_load.sh.
 #
-# OWN_TREE=DIR (default out/own-tree) is where the tree goes; it is rebuilt
-# from scratch every run. Steps 1-4 are what docs/building.md documents; this
+# OWN_TREE=DIR (default $TMPDIR/thin-reserve-own-tree) is where the tree goes;
+# it is rebuilt from scratch every run. It must not be inside the clone:
+# `make M=$PWD clean` deletes every object and module below $PWD. Steps 1-4 are what docs/building.md documents; this
 # script runs them word for word so that the documented path keeps working.
 source "$(dirname "$0")/lib.sh"
 
 "$TR_TOP/scripts/deps.sh"
-kdir=${OWN_TREE:-$TR_TOP/out/own-tree}
+kdir=$(realpath -m "${OWN_TREE:-${TMPDIR:-/tmp}/thin-reserve-own-tree}")
+case $kdir/ in
+"$TR_TOP"/*) tr_die "OWN_TREE=$kdir is inside the clone, where M=\$PWD clean would delete its objects" ;;
+esac
 mapfile -t kmake < <(tr_kmake_args)
 start=$(date +%s)
 
