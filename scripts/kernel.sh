@@ -29,10 +29,6 @@ if [ -n "${KDIR:-}" ]; then
 	exit 0
 fi
 
-series_files() {
-	sed -e 's/#.*//' -e '/^[[:space:]]*$/d' "$TR_TOP/patches/series"
-}
-
 inputs() {
 	echo "recipe $RECIPE flavour $flavour"
 	echo "kernel $(tr_pkg_version "$TR_KPKG")"
@@ -48,7 +44,7 @@ inputs() {
 	while read -r p; do
 		echo "patch $p"
 		cat "$TR_TOP/patches/$p"
-	done < <(series_files)
+	done < <(tr_series_patches)
 }
 
 key=$(inputs | tr_sha)
@@ -70,7 +66,7 @@ while read -r p; do
 	tr_log "applying $p"
 	patch -d "$tree" -p1 --batch --forward --quiet -i "$TR_TOP/patches/$p" ||
 		tr_die "patch $p does not apply"
-done < <(series_files)
+done < <(tr_series_patches)
 
 cd "$tree"
 make -s "${kmake[@]}" tinyconfig >/dev/null

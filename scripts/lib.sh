@@ -46,6 +46,11 @@ tr_kmake_args() {
 		"HOSTRUSTC=$TR_RUSTC" "CLIPPY_DRIVER=$TR_CLIPPY" "RUSTFMT=$TR_RUSTFMT"
 }
 
+# The series' patch files in order, without comments and blank lines.
+tr_series_patches() {
+	sed -e 's/#.*//' -e '/^[[:space:]]*$/d' "$TR_TOP/patches/series"
+}
+
 tr_pkg_version() { dpkg-query -W -f='${Version}' "$1" 2>/dev/null || echo none; }
 
 tr_sha() { sha256sum | cut -c1-16; }

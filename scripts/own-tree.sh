@@ -29,7 +29,7 @@ mkdir -p "$kdir"
 tar -xf "$TR_KTARBALL" -C "$kdir" --strip-components=1
 
 tr_log "2. applying patches/series"
-sed -e 's/#.*//' -e '/^[[:space:]]*$/d' "$TR_TOP/patches/series" | while read -r p; do
+tr_series_patches | while read -r p; do
 	(cd "$kdir" && patch -p1 --batch --forward --quiet) <"$TR_TOP/patches/$p" ||
 		tr_die "patch $p does not apply"
 done
