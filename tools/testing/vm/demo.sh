@@ -26,7 +26,7 @@ sample() {
 		set -- $(tr_pool_data_blocks pool)
 		echo "$mode,$n,$1,$2,$(tr_harm_lines | wc -l)" >>$R/demo-timeline.csv
 		[ $((n % 10)) = 0 ] &&
-			mark "phase $mode: $((n))s, pool $(tr_percent "$(tr_permille "$1" "$2")") used"
+			mark "phase $mode: ${n}s, pool $(tr_percent "$(tr_permille "$1" "$2")") used"
 		n=$((n + 1))
 		sleep 1
 	done
