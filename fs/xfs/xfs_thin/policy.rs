@@ -154,9 +154,8 @@ impl ThinFs {
     /// ([`HeadRoom`]).
     ///
     /// XFS allocates metadata in the head of an AG first, its first pool
-    /// block, which the AG headers keep provisioned (the last AG's is 1 MiB
-    /// of pool blocks, provisioned at mount): metadata there needs no new
-    /// pool blocks. Metadata that may live in any AG goes to a head with
+    /// block, which the AG headers keep provisioned: metadata there needs no
+    /// new pool blocks. Metadata that may live in any AG goes to a head with
     /// more than the slack free while one has it, the last AG's last, and
     /// every such allocation takes one of those blocks: even a transaction
     /// that may lock no AG but the last finds `room` of them there.

@@ -5,11 +5,7 @@
 //! pool that another device fills as soon as it has room.
 //!
 //! Each AG starts on a thin block; its first thin block, the head, holds the
-//! AG headers and so is mapped. The last AG's head may be several thin
-//! blocks (`xfs_thin_pin_last_head()`: 1 MiB, at most a quarter of the AG),
-//! the ones beyond the headers' pinned after mount; where the pool cannot
-//! back them the head stays one thin block. XFS allocates metadata in a
-//! head first:
+//! AG headers and so is mapped. XFS allocates metadata in a head first:
 //! metadata that may live in any AG goes to the head of the AG it aims at
 //! if that has more than the slack free, else to the head with the most
 //! room, and the AG's own btrees use their head down to its last block.
@@ -69,8 +65,6 @@ fn op() -> impl Strategy<Value = Op> {
 struct World {
     /// Filesystem blocks a thin block.
     k: u64,
-    /// Filesystem blocks of each AG's head.
-    head_len: Vec<u64>,
     agcount: u32,
     /// Thin blocks an AG.
     ag_thin: u64,
@@ -97,14 +91,7 @@ struct World {
 }
 
 impl World {
-    fn new(
-        thin_mult: u64,
-        agcount: u32,
-        ag_thin: u64,
-        last_head: u64,
-        used: &[u64],
-        capacity: u64,
-    ) -> Self {
+    fn new(thin_mult: u64, agcount: u32, ag_thin: u64, used: &[u64], capacity: u64) -> Self {
         let thin = BlockSize::new(thin_mult * MIN_BLOCK_SECTORS).unwrap();
         let fs_sectors = 8;
         let k = thin.sectors() / fs_sectors;
@@ -124,24 +111,8 @@ impl World {
             head_free.push(k - n);
         }
         books.open(&mut pool).unwrap();
-        // The last AG's larger head: its thin blocks beyond the headers'
-        // are pinned (provisioned) once the filesystem is mounted.
-        let mut head_len = vec![k; agcount as usize];
-        let last = agcount as usize - 1;
-        let last_head = last_head.min(ag_thin / 4).max(1);
-        if last_head > 1 {
-            let start = (last as u64 * ag_thin + 1) * thin.sectors();
-            if books
-                .pin(&mut pool, start, (last_head - 1) * thin.sectors())
-                .is_ok()
-            {
-                head_len[last] = last_head * k;
-                head_free[last] += (last_head - 1) * k;
-            }
-        }
         let mut w = World {
             k,
-            head_len,
             agcount,
             ag_thin,
             fs_sectors,
@@ -188,18 +159,13 @@ impl World {
     /// The first free block of an AG's head.
     fn head_block(&self, ag: u32) -> Option<u64> {
         let start = self.ag_start(ag);
-        (start..start + self.head_len[ag as usize]).find(|b| !self.allocated.contains(b))
-    }
-
-    /// Whether block `b` of AG `ag` lies in its head.
-    fn in_head(&self, ag: u32, b: u64) -> bool {
-        b - self.ag_start(ag) < self.head_len[ag as usize]
+        (start..start + self.k).find(|b| !self.allocated.contains(b))
     }
 
     /// The worst free block of an AG outside its head: one in a thin block
     /// nobody mapped if there is one (picked by `seed`), else any.
     fn worst_block(&self, ag: u32, seed: u64) -> Option<u64> {
-        let start = self.ag_start(ag) + self.head_len[ag as usize];
+        let start = self.ag_start(ag) + self.k;
         let end = self.ag_start(ag) + self.ag_thin * self.k;
         let fresh: Vec<u64> = (start..end)
             .step_by(self.k as usize)
@@ -215,16 +181,8 @@ impl World {
     /// reported first, then the allocation is provisioned.
     fn allocate(&mut self, b: u64, from_promise: u64) -> Result<(), TestCaseError> {
         let ag = u32::try_from(b / (self.ag_thin * self.k)).unwrap();
-        // What the heads' room rests on: every block of a head lies in a
-        // provisioned thin block (the headers', or the pinned ones).
-        prop_assert!(
-            !self.in_head(ag, b) || self.pool.mapped.contains(&(b / self.k)),
-            "head block {} (AG {}) lies in a thin block nobody provisioned",
-            b,
-            ag
-        );
         self.allocated.insert(b);
-        if self.in_head(ag, b) {
+        if b - self.ag_start(ag) < self.k {
             self.head_free[ag as usize] -= 1;
             self.report(ag);
         }
@@ -346,7 +304,7 @@ impl World {
                     .swap_remove((seed % self.meta.len() as u64) as usize);
                 self.allocated.remove(&b);
                 let ag = u32::try_from(b / (self.ag_thin * self.k)).unwrap();
-                if self.in_head(ag, b) {
+                if b - self.ag_start(ag) < self.k {
                     self.head_free[ag as usize] += 1;
                     self.report(ag);
                 }
@@ -376,13 +334,12 @@ proptest! {
         thin_mult in prop::sample::select(vec![1u64, 2, 4, 8, 16]),
         agcount in 1..6u32,
         ag_thin in 2..12u64,
-        last_head in 1..4u64,
         used in prop::collection::vec(1..300u64, 1..6),
         extra in 0..200u64,
         ops in prop::collection::vec(op(), 0..200),
     ) {
         let device = u64::from(agcount) * ag_thin;
-        let mut w = World::new(thin_mult, agcount, ag_thin, last_head, &used, device + extra);
+        let mut w = World::new(thin_mult, agcount, ag_thin, &used, device + extra);
         for op in &ops {
             w.apply(op)?;
         }
