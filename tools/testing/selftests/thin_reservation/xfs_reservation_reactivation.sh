@@ -11,10 +11,10 @@
 # 128 MiB pool, 1 GiB thin volume, mount -o discard: fallocate 16 MiB,
 # deactivate and reactivate the volume group, mount, fill the pool with
 # another file until ENOSPC, then write the fallocated range with fsync:
-# it succeeds. Then fallocate 16 MiB more, deactivate, fill the pool while
-# the filesystem is mounted without the shim, remount with it: the mount
+# it succeeds. Then fallocate 16 MiB more, deactivate and reactivate, let
+# another thin volume take all but 4 MiB of the pool, mount: the mount
 # cannot provision the range and says so, and writing it gets ENOSPC at
-# write time; with space back it is written. No write error at writeback,
+# write time; once that volume's blocks are discarded it is written. No write error at writeback,
 # no shutdown, and every acknowledged byte reads back after a remount.
 
 . "$(dirname "$0")/lib.sh"
@@ -28,9 +28,9 @@ reactivate() {
 	vgchange -q -an "$TR_VG" >/dev/null 2>&1 && vgchange -q -ay "$TR_VG" >/dev/null 2>&1
 }
 
-# Writes RANGE (16 MiB at the start of file $TR_MNT/NAME) with writer N's
-# pattern and fsync; its last message in pre_msg, whole 64 KiB records in
-# pre_blocks.
+# write_range NAME N: writes the first 16 MiB of $TR_MNT/NAME with writer
+# N's pattern and fsync; dd's exit code in pre_rc, its last message in
+# pre_msg, whole 64 KiB records in pre_blocks.
 write_range() {
 	tr_pattern "$2" | dd of="$TR_MNT/$1" bs=64k count=256 conv=notrunc,fsync \
 		$TR_DD_FULLBLOCK 2>/tmp/tr-pre.err
