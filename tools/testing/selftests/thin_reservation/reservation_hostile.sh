@@ -105,12 +105,15 @@ sleep 1
 dmsetup load "$thin" --table "0 $sectors error" &&
 	dmsetup suspend "$thin" && dmsetup resume "$thin"
 swap_rc=$?
-sleep 2
+# The suspend flushes what the writer dirtied so far, and a fast writer may
+# be done before it: a write issued after the swap is what must fail.
+tr_pattern late | dd of="$TR_MNT/late" bs=1M count=1 conv=fsync $TR_DD_FULLBLOCK 2>/dev/null
+late_rc=$?
 sync -f "$TR_MNT" 2>/dev/null
 sync_rc=$?
 wait $writer
-tr_check "an error target swaps in under the writer ($swap_rc); syncfs then fails ($sync_rc)" \
-	sh -c "[ $swap_rc = 0 ] && [ $sync_rc != 0 ]"
+tr_check "an error target swaps in under the writer ($swap_rc); a write with fsync then fails ($late_rc), and so does syncfs ($sync_rc)" \
+	sh -c "[ $swap_rc = 0 ] && [ $late_rc != 0 ] && [ $sync_rc != 0 ]"
 dmsetup load "$thin" --table "$table" &&
 	dmsetup suspend --nolockfs "$thin" && dmsetup resume "$thin"
 tr_check "the thin table swaps back" [ $? = 0 ]
