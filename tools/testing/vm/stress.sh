@@ -224,7 +224,11 @@ check() {
 		tr_pattern "$falloc" | dd of="$TR_MNT/$falloc" bs=1M count=4 conv=notrunc,fsync \
 			$TR_DD_FULLBLOCK 2>/tmp/st-pre.err
 		pre_rc=$? pre_msg=$(grep -v records /tmp/st-pre.err | tail -n 1)
-		if [ $pre_rc = 0 ]; then outcome=written; else outcome="ENOSPC at write time"; fi
+		case $pre_rc:$pre_msg in
+		0:*) outcome=written ;;
+		*"No space"*) outcome="ENOSPC at write time" ;;
+		*) outcome="failed (dd $pre_rc)" ;;
+		esac
 		tr_msg "falloc-before-cut: $outcome${pre_msg:+ ($pre_msg)}"
 		# The mount provisioned it again (its earmarks ended with the
 		# cut): writing it on the full pool must succeed.
