@@ -14,7 +14,7 @@ source "$(dirname "$0")/lib.sh"
 append=""
 for v in BENCH_POOL_MIB BENCH_THIN BENCH_REPS BENCH_CHUNKS BENCH_WORKLOADS \
 	BENCH_TPUT_MIB BENCH_PARTS BENCH_ZERO BENCH_OVERWRITE_MIB BENCH_TPUT_WORKLOADS \
-	BENCH_JOBS BENCH_WRITERS; do
+	BENCH_JOBS BENCH_WRITERS BENCH_NEARFULL_WORKLOADS; do
 	[ -n "${!v:-}" ] && append+=" $v=$(echo "${!v}" | tr ' ' ',')"
 done
 # A 16 GiB sparse scratch disk: the throughput pool must hold the worst
@@ -27,7 +27,7 @@ grep -q '^bench: done' "$run/results/bench.txt" 2>/dev/null ||
 out=$TR_TOP/docs/bench
 mkdir -p "$out"
 # Parts that did not run (BENCH_PARTS) leave the committed results alone.
-for csv in utilization throughput timeline overwrite cost; do
+for csv in utilization throughput timeline overwrite nearfull cost; do
 	[ "$(wc -l <"$run/results/$csv.csv" 2>/dev/null || echo 0)" -gt 1 ] &&
 		cp "$run/results/$csv.csv" "$out/"
 done

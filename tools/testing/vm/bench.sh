@@ -16,6 +16,9 @@
 #   timeline.csv     mode, second, pool blocks used, pool blocks, kernel
 #                    error lines so far (sequential fill, 64 KiB chunks)
 #   overwrite.csv    snapshot (y/n), repetition, mode, KiB/s
+#   nearfull.csv     workload, repetition, mode, pool blocks used before
+#                    the workload, pool blocks, KiB/s: the throughput
+#                    workloads with one job on a pool 90% full
 #   cost.csv         for each run with reservations: the workload, its wall
 #                    time, and what the shim reported at unmount (XFS calls
 #                    into it, device calls and the microseconds they took)
@@ -33,7 +36,7 @@ cd /opt/thin-reserve/selftests/thin_reservation || exit 1
 # Settings from the host come comma-separated (scripts/bench.sh).
 for v in BENCH_POOL_MIB BENCH_THIN BENCH_REPS BENCH_CHUNKS BENCH_WORKLOADS \
 	BENCH_TPUT_MIB BENCH_PARTS BENCH_ZERO BENCH_OVERWRITE_MIB BENCH_TPUT_WORKLOADS \
-	BENCH_JOBS BENCH_WRITERS; do
+	BENCH_JOBS BENCH_WRITERS BENCH_NEARFULL_WORKLOADS; do
 	eval "[ -n \"\${$v:-}\" ] && $v=\$(echo \"\$$v\" | tr ',' ' ')"
 done
 
@@ -49,9 +52,13 @@ done
 : "${BENCH_ZERO:=y n}"
 # fio workloads of the throughput part (write: sequential 1 MiB, randwrite:
 # random 4 KiB into a sparse file, fsync: random 4 KiB with an fsync after
-# each, dio: sequential 64 KiB direct writes, meta: 4 KiB files, one after
-# another) and their concurrent jobs.
+# each, dio: sequential 64 KiB direct writes, dioseq: sequential 1 MiB
+# direct writes, diorand: random 4 KiB direct writes into a sparse file,
+# meta: 4 KiB files, one after another) and their concurrent jobs.
 : "${BENCH_TPUT_WORKLOADS:=write randwrite}" "${BENCH_JOBS:=1 2}"
+# The workloads of the near-full part (one job each, a quarter of
+# BENCH_TPUT_MIB, on a 4 GiB pool 90% full).
+: "${BENCH_NEARFULL_WORKLOADS:=write randwrite fsync dioseq diorand meta}"
 CAP_MIB=$((BENCH_POOL_MIB * 2)) # writers stop here at the latest
 R=/results
 
@@ -205,6 +212,28 @@ for chunk in $BENCH_CHUNKS; do
 	done
 done
 
+# fio_args WORKLOAD MIB JOBS: fio's words for a throughput workload that
+# writes MIB per job (8192 files in all for meta).
+fio_args() {
+	case $1 in
+	write) echo "--rw=write --bs=1M --size=${2}M" ;;
+	randwrite) echo "--rw=randwrite --bs=4k --size=${2}M" ;;
+	# An fsync after every 4 KiB random write: log forces and cache
+	# flushes dominate; a sixteenth of the data.
+	fsync) echo "--rw=randwrite --bs=4k --fsync=1 --size=$(($2 / 16))M" ;;
+	# Direct writes of 64 KiB extending a file: each one allocates.
+	dio) echo "--rw=write --bs=64k --direct=1 --size=${2}M" ;;
+	dioseq) echo "--rw=write --bs=1M --direct=1 --size=${2}M" ;;
+	# Random direct 4 KiB writes into a sparse file: each one allocates
+	# and converts an unwritten extent; a sixteenth of the data.
+	diorand) echo "--rw=randwrite --bs=4k --direct=1 --size=$(($2 / 16))M" ;;
+	# 4 KiB files created and written one after another: inode,
+	# directory and allocation metadata; 8192 files in all.
+	meta) echo "--rw=write --bs=4k --filesize=4k --nrfiles=$((8192 / $3)) --openfiles=1 --create_on_open=1 --file_service_type=sequential" ;;
+	*) echo "bench: unknown throughput workload $1" >&2; return 1 ;;
+	esac
+}
+
 # 2. Throughput on a pool with plenty of room, alternating stock/reserve.
 echo "workload,jobs,zero,rep,mode,kib_per_s" >$R/throughput.csv
 echo "workload,wall_ms,hooks,sets,set_us,provisions,provision_us,overwrites,overwrite_us,releases,release_us" >$R/cost.csv
@@ -213,19 +242,7 @@ for zero in $BENCH_ZERO; do
 for wl in $BENCH_TPUT_WORKLOADS; do
 	for jobs in $BENCH_JOBS; do
 		mib=$((BENCH_TPUT_MIB / jobs))
-		case $wl in
-		write) args="--rw=write --bs=1M --size=${mib}M" ;;
-		randwrite) args="--rw=randwrite --bs=4k --size=${mib}M" ;;
-		# An fsync after every 4 KiB random write: log forces and
-		# cache flushes dominate; a sixteenth of the data.
-		fsync) args="--rw=randwrite --bs=4k --fsync=1 --size=$((mib / 16))M" ;;
-		# Direct writes of 64 KiB extending a file: each one allocates.
-		dio) args="--rw=write --bs=64k --direct=1 --size=${mib}M" ;;
-		# 4 KiB files created and written one after another: inode,
-		# directory and allocation metadata; 8192 files in all.
-		meta) args="--rw=write --bs=4k --filesize=4k --nrfiles=$((8192 / jobs)) --openfiles=1 --create_on_open=1 --file_service_type=sequential" ;;
-		*) echo "bench: unknown throughput workload $wl"; exit 1 ;;
-		esac
+		args=$(fio_args "$wl" "$mib" "$jobs") || exit 1
 		rep=1
 		while [ $rep -le "$BENCH_REPS" ]; do
 			for mode in stock reserve; do
@@ -254,10 +271,11 @@ done
 # returns at once; with one, every first write of a pool block is
 # provisioned (copy-on-write) before it is acknowledged.
 echo "snapshot,rep,mode,kib_per_s" >$R/overwrite.csv
-part overwrite || BENCH_REPS=0
+overwrite_reps=$BENCH_REPS
+part overwrite || overwrite_reps=0
 for snap in n y; do
 	rep=1
-	while [ $rep -le "$BENCH_REPS" ]; do
+	while [ $rep -le "$overwrite_reps" ]; do
 		for mode in stock reserve; do
 			tr_use $mode
 			fresh 64K 14336 32G y
@@ -277,6 +295,50 @@ for snap in n y; do
 		done
 		rep=$((rep + 1))
 	done
+	/opt/thin-reserve/publish.sh
+done
+# 4. The throughput workloads with one job on a pool 90% full: a 4 GiB pool
+# (64 KiB blocks) is filled to 90% with one file, then each workload runs
+# in turn, a quarter of BENCH_TPUT_MIB (a sixteenth of that for fsync and
+# diorand) into the last 10%; its files are deleted and trimmed and XFS is
+# mounted again before the next one, so each starts at 90% and the shim's
+# cost is reported per workload.
+echo "workload,rep,mode,used_blocks_before,pool_blocks,kib_per_s" >$R/nearfull.csv
+part nearfull || BENCH_NEARFULL_WORKLOADS=
+rep=1
+while [ -n "$BENCH_NEARFULL_WORKLOADS" ] && [ $rep -le "$BENCH_REPS" ]; do
+	for mode in stock reserve; do
+		tr_use $mode
+		fresh 64K 4096 32G y
+		total=$(total_blocks)
+		fill=$(((total * 9 / 10 - $(used_blocks)) / 16))
+		fio_run --name=fill --filename="$TR_MNT/fill" --rw=write --bs=1M \
+			--size=${fill}M --end_fsync=1
+		for wl in $BENCH_NEARFULL_WORKLOADS; do
+			args=$(fio_args "$wl" $((BENCH_TPUT_MIB / 4)) 1) || exit 1
+			mkdir "$TR_MNT/w"
+			sync -f "$TR_MNT"
+			before=$(used_blocks)
+			began=$(uptime_cs)
+			# shellcheck disable=SC2086 # $args are fio's words
+			fio_run --name=nearfull --directory="$TR_MNT/w" $args \
+				--end_fsync=1 --fallocate=none --randrepeat=1
+			kib=$(echo "$FIO_RESULT" | cut -d';' -f3)
+			[ "$(echo "$FIO_RESULT" | cut -d';' -f1)" = 0 ] ||
+				echo "bench: nearfull $wl $mode failed: $FIO_RESULT"
+			line="$wl,$rep,$mode,$before,$total,$kib"
+			echo "$line" >>$R/nearfull.csv
+			echo "bench: nearfull $line"
+			rm -rf "$TR_MNT/w"
+			tr_fstrim "$TR_MNT"
+			umount "$TR_MNT"
+			[ $mode = reserve ] && cost "nearfull-$wl" "$began"
+			tr_xfs_mount discard thin "$TR_MNT" ||
+				{ echo "bench: mount failed"; exit 1; }
+		done
+		umount "$TR_MNT"
+	done
+	rep=$((rep + 1))
 	/opt/thin-reserve/publish.sh
 done
 tr_vg_destroy
