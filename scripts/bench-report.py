@@ -127,12 +127,19 @@ def main():
             "overwrite_us": med("overwrite_us"),
             "device_time_per_wall_time": round(share, 4),
         }
+        # Older results do not split out provisions of new thin blocks.
+        if all(r.get("new_provisions") for r in sel):
+            entry["new_provisions"] = med("new_provisions")
+            entry["new_provision_us"] = med("new_provision_us")
         results["cost"].append(entry)
         print(f"  {wl:18} wall {entry['wall_ms'] / 1000:6.1f} s, {entry['hook_calls']:8.0f} hook calls, "
               f"{entry['sets']:7.0f} sets ({entry['set_us'] / 1000:7.1f} ms), "
               f"{entry['provisions']:7.0f} provisions ({entry['provision_us'] / 1000:7.1f} ms), "
               f"{entry['overwrite_queries']:7.0f} overwrite queries "
               f"({entry['overwrite_us'] / 1000:7.1f} ms): device {share * 100:.1f}% of wall time")
+        if "new_provisions" in entry:
+            print(f"  {'':18} of the provisions {entry['new_provisions']:7.0f} of new thin blocks "
+                  f"({entry['new_provision_us'] / 1000:7.1f} ms)")
 
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
 

@@ -236,7 +236,7 @@ fio_args() {
 
 # 2. Throughput on a pool with plenty of room, alternating stock/reserve.
 echo "workload,jobs,zero,rep,mode,kib_per_s" >$R/throughput.csv
-echo "workload,wall_ms,hooks,sets,set_us,provisions,provision_us,overwrites,overwrite_us,releases,release_us" >$R/cost.csv
+echo "workload,wall_ms,hooks,sets,set_us,provisions,provision_us,overwrites,overwrite_us,releases,release_us,new_provisions,new_provision_us" >$R/cost.csv
 part throughput || BENCH_ZERO=
 for zero in $BENCH_ZERO; do
 for wl in $BENCH_TPUT_WORKLOADS; do
