@@ -21,7 +21,7 @@ done
 # case of everything a run can have dirty, so that it measures reserving,
 # not running out.
 run=$(TR_SCRATCH_SIZE=16G "$TR_TOP/scripts/vm.sh" --flavour "${FLAVOUR:-release}" --mode bench \
-	--timeout "${BENCH_TIMEOUT:-3600}" --append "$append" | tail -n1)
+	--timeout "${BENCH_TIMEOUT:-7200}" --append "$append" | tail -n1)
 grep -q '^bench: done' "$run/results/bench.txt" 2>/dev/null ||
 	{ tail -n 30 "$run/console.log"; tr_die "the benchmark did not finish; see $run/console.log"; }
 out=$TR_TOP/docs/bench

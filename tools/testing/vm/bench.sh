@@ -44,18 +44,18 @@ done
 : "${BENCH_CHUNKS:=64K 256K 1M}" "${BENCH_WORKLOADS:=sequential smallfiles random}"
 # Concurrent writers of the utilization part; stock runs with the first.
 : "${BENCH_WRITERS:=1 2 4}"
-: "${BENCH_TPUT_MIB:=512}" "${BENCH_PARTS:=utilization throughput overwrite}"
+: "${BENCH_TPUT_MIB:=512}" "${BENCH_PARTS:=utilization throughput overwrite nearfull}"
 # The overwrite part's file; half of it is overwritten.
 : "${BENCH_OVERWRITE_MIB:=256}"
-# Pool zeroing of new blocks for the throughput runs: lvm's default (y) and
-# off (n), to show how much of the cost is zeroing provisioned blocks.
-: "${BENCH_ZERO:=y n}"
+# Pool zeroing of new blocks for the throughput runs: lvm's default (y);
+# "y n" adds runs without it, to show how much of the cost is zeroing.
+: "${BENCH_ZERO:=y}"
 # fio workloads of the throughput part (write: sequential 1 MiB, randwrite:
 # random 4 KiB into a sparse file, fsync: random 4 KiB with an fsync after
 # each, dio: sequential 64 KiB direct writes, dioseq: sequential 1 MiB
 # direct writes, diorand: random 4 KiB direct writes into a sparse file,
 # meta: 4 KiB files, one after another) and their concurrent jobs.
-: "${BENCH_TPUT_WORKLOADS:=write randwrite}" "${BENCH_JOBS:=1 2}"
+: "${BENCH_TPUT_WORKLOADS:=write randwrite fsync dioseq diorand meta}" "${BENCH_JOBS:=1 4}"
 # The workloads of the near-full part (one job each, a quarter of
 # BENCH_TPUT_MIB, on a 4 GiB pool 90% full).
 : "${BENCH_NEARFULL_WORKLOADS:=write randwrite fsync dioseq diorand meta}"
